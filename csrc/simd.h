@@ -1,0 +1,59 @@
+/* simd.h - the one place that knows the vector ISA.
+ *
+ * Kernels are written once against this small vocabulary (vec_t, VW lanes, load/store/fma/...)
+ * and compile to AVX-512, AVX2+FMA or plain scalar C, whichever the compiler is allowed to
+ * target (-march=native by default, PYANN_PORTABLE=1 for a build that runs on any x86-64).
+ * Loads and stores are unaligned: NumPy gives no alignment promise beyond the element size.
+ */
+#ifndef PYANN_SIMD_H
+#define PYANN_SIMD_H
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define PYANN_ISA "avx512"
+#define VW 16
+typedef __m512 vec_t;
+static inline vec_t vzero(void) { return _mm512_setzero_ps(); }
+static inline vec_t vset1(float a) { return _mm512_set1_ps(a); }
+static inline vec_t vload(const float *p) { return _mm512_loadu_ps(p); }
+static inline void vstore(float *p, vec_t v) { _mm512_storeu_ps(p, v); }
+static inline vec_t vfma(vec_t a, vec_t b, vec_t c) { return _mm512_fmadd_ps(a, b, c); }
+static inline vec_t vadd(vec_t a, vec_t b) { return _mm512_add_ps(a, b); }
+static inline vec_t vmax(vec_t a, vec_t b) { return _mm512_max_ps(a, b); }
+static inline float vsum(vec_t a) { return _mm512_reduce_add_ps(a); }
+
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define PYANN_ISA "avx2"
+#define VW 8
+typedef __m256 vec_t;
+static inline vec_t vzero(void) { return _mm256_setzero_ps(); }
+static inline vec_t vset1(float a) { return _mm256_set1_ps(a); }
+static inline vec_t vload(const float *p) { return _mm256_loadu_ps(p); }
+static inline void vstore(float *p, vec_t v) { _mm256_storeu_ps(p, v); }
+static inline vec_t vfma(vec_t a, vec_t b, vec_t c) { return _mm256_fmadd_ps(a, b, c); }
+static inline vec_t vadd(vec_t a, vec_t b) { return _mm256_add_ps(a, b); }
+static inline vec_t vmax(vec_t a, vec_t b) { return _mm256_max_ps(a, b); }
+static inline float vsum(vec_t a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+#else
+/* Scalar fallback: one lane. The kernels' vector loops then become plain loops. */
+#define PYANN_ISA "scalar"
+#define VW 1
+typedef float vec_t;
+static inline vec_t vzero(void) { return 0.0f; }
+static inline vec_t vset1(float a) { return a; }
+static inline vec_t vload(const float *p) { return *p; }
+static inline void vstore(float *p, vec_t v) { *p = v; }
+static inline vec_t vfma(vec_t a, vec_t b, vec_t c) { return a * b + c; }
+static inline vec_t vadd(vec_t a, vec_t b) { return a + b; }
+static inline vec_t vmax(vec_t a, vec_t b) { return a > b ? a : b; }
+static inline float vsum(vec_t a) { return a; }
+#endif
+
+#endif /* PYANN_SIMD_H */

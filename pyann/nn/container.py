@@ -1,0 +1,44 @@
+"""Sequential: modules applied in order; backward runs them in reverse."""
+from __future__ import annotations
+
+from .module import Module
+
+
+class Sequential(Module):
+    def __init__(self, *layers: Module):
+        super().__init__()
+        for i, layer in enumerate(layers):
+            self.add_module(str(i), layer)
+
+    @property
+    def layers(self) -> list:
+        return list(self._children.values())
+
+    def __len__(self) -> int:
+        return len(self._children)
+
+    def __getitem__(self, index: int) -> Module:
+        return self.layers[index]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        names = list(self._children)
+        if not -len(names) <= index < len(names):
+            raise IndexError(f"Sequential has {len(names)} layers, no index {index}")
+        self.add_module(names[index], module)
+
+    def forward(self, x):
+        for layer in self._children.values():
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dy):
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+    def config(self):
+        return {"layers": [layer.spec() for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(*(Module.from_spec(s) for s in config["layers"]))

@@ -1,0 +1,88 @@
+"""Basic layers: Linear, ReLU, ReLU6, Flatten, Identity. Each calls its op pair from pyann.ops."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops
+from . import init
+from .module import Module
+
+
+class Linear(Module):
+    """y = x @ weight + bias. x (N, in_features) -> y (N, out_features).
+
+    weight (in_features, out_features) is stored the way the C kernels read it.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 init_name: str = "he_normal", rng=None):
+        super().__init__()
+        if in_features <= 0 or out_features <= 0:
+            raise ValueError(f"Linear needs positive sizes, got in={in_features}, out={out_features}")
+        self.in_features, self.out_features, self.init_name = in_features, out_features, init_name
+        rng = init.as_generator(rng)
+        w = init.get(init_name)((in_features, out_features), in_features, out_features, rng)
+        self.weight = self.add_parameter("weight", w)
+        self.bias = self.add_parameter("bias", np.zeros(out_features, np.float32), decay=False) if bias else None
+        self._cache = None
+
+    def forward(self, x):
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"Linear({self.in_features}, {self.out_features}) expects input (N, "
+                             f"{self.in_features}), got {x.shape}")
+        y, self._cache = ops.linear_forward(x, self.weight.data, self.bias.data if self.bias else None)
+        return y
+
+    def backward(self, dy):
+        dx, dw, db = ops.linear_backward(dy, self._cache)
+        self.weight.grad = dw
+        if self.bias is not None:
+            self.bias.grad = db
+        return dx
+
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "bias": self.bias is not None, "init_name": self.init_name}
+
+
+class ReLU(Module):
+    """y = max(x, 0), any shape."""
+
+    def forward(self, x):
+        y, self._cache = ops.relu_forward(x)
+        return y
+
+    def backward(self, dy):
+        return ops.relu_backward(dy, self._cache)
+
+
+class ReLU6(Module):
+    """y = min(max(x, 0), 6), any shape."""
+
+    def forward(self, x):
+        y, self._cache = ops.relu6_forward(x)
+        return y
+
+    def backward(self, dy):
+        return ops.relu6_backward(dy, self._cache)
+
+
+class Flatten(Module):
+    """x (N, d1, d2, ...) -> (N, d1 * d2 * ...)."""
+
+    def forward(self, x):
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        return dy.reshape(self._shape)
+
+
+class Identity(Module):
+    """y = x."""
+
+    def forward(self, x):
+        return x
+
+    def backward(self, dy):
+        return dy

@@ -1,0 +1,52 @@
+"""Losses. Each forward returns (loss, cache); each backward returns the gradient of the mean
+loss with respect to the prediction, so the training loop never divides by the batch size."""
+import numpy as np
+
+
+def softmax(logits):
+    """logits (N, C) -> probabilities (N, C), numerically stable (row max subtracted)."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def softmax_cross_entropy_forward(logits, labels, label_smoothing=0.0):
+    """Fused softmax + cross-entropy, mean over the batch.
+
+    logits (N, C) float, labels (N,) int in [0, C) -> loss (scalar), cache.
+    With smoothing e the target is q = (1 - e) * onehot + e / C and the loss is
+    -mean_n sum_c q[n, c] * log softmax(logits)[n, c]; log-softmax uses log-sum-exp so large
+    logits do not overflow.
+    """
+    n, c = logits.shape
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
+    if n and (labels.min() < 0 or labels.max() >= c):
+        raise ValueError(f"labels must lie in [0, {c}), got range [{labels.min()}, {labels.max()}]")
+    z = logits - logits.max(axis=1, keepdims=True)
+    log_sum = np.log(np.exp(z).sum(axis=1, keepdims=True))
+    log_p = z - log_sum
+    target = np.full_like(logits, label_smoothing / c)
+    target[np.arange(n), labels] += 1.0 - label_smoothing
+    loss = -(target * log_p).sum() / max(n, 1)
+    return loss, (np.exp(log_p), target)
+
+
+def softmax_cross_entropy_backward(cache):
+    """-> dlogits (N, C) = (softmax(logits) - q) / N."""
+    p, target = cache
+    return (p - target) / max(p.shape[0], 1)
+
+
+def mse_forward(pred, target):
+    """Mean squared error over all elements: loss = mean((pred - target)^2). pred, target same shape."""
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target shapes differ: {pred.shape} vs {target.shape}")
+    diff = pred - target
+    return float((diff * diff).mean()) if diff.size else 0.0, diff
+
+
+def mse_backward(cache):
+    """-> dpred = 2 (pred - target) / size."""
+    diff = cache
+    return 2.0 * diff / max(diff.size, 1)

@@ -1,0 +1,176 @@
+"""Optimisers (SGD with momentum/nesterov/weight decay, Adam) and learning-rate schedules.
+
+An optimiser updates Parameter.data in place from Parameter.grad. Weight decay (L2, added to
+the gradient) applies by default only to parameters marked `decay=True` (weights, not biases or
+normalisation parameters); `decay_all=True` applies it to every parameter.
+
+A schedule is a callable `lr(epoch_progress) -> float`, where epoch_progress is a float epoch
+(epoch 2, half way through = 2.5); the training loop sets `optimizer.lr` before every step.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Sequence
+
+import numpy as np
+
+
+class Optimizer:
+    def __init__(self, params: Sequence, lr: float, weight_decay: float = 0.0, decay_all: bool = False):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("optimizer got no parameters")
+        if lr <= 0:
+            raise ValueError(f"lr must be positive, got {lr}")
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.decay_all = decay_all
+        self.steps = 0
+
+    def _grad(self, p) -> np.ndarray:
+        if self.weight_decay and (p.decay or self.decay_all):
+            return p.grad + self.weight_decay * p.data
+        return p.grad
+
+    def step(self) -> None:
+        self.steps += 1
+        for i, p in enumerate(self.params):
+            self._update(i, p, self._grad(p))
+
+    def _update(self, i, p, g):
+        raise NotImplementedError
+
+    # state for checkpoints: plain arrays and numbers, keyed by parameter index
+    def state_dict(self) -> Dict[str, np.ndarray]:
+        return {"steps": np.array(self.steps), "lr": np.array(self.lr)}
+
+    def load_state_dict(self, state: Dict[str, np.ndarray]) -> None:
+        self.steps = int(state["steps"])
+        self.lr = float(state["lr"])
+
+
+class SGD(Optimizer):
+    """v = mu v + g;  p -= lr * v   (nesterov: p -= lr * (g + mu v))."""
+
+    def __init__(self, params, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, decay_all=False):
+        super().__init__(params, lr, weight_decay, decay_all)
+        if nesterov and momentum <= 0:
+            raise ValueError("nesterov momentum needs momentum > 0")
+        self.momentum, self.nesterov = momentum, nesterov
+        self.velocity = [np.zeros_like(p.data) for p in self.params] if momentum else None
+
+    def _update(self, i, p, g):
+        if not self.momentum:
+            p.data -= self.lr * g
+            return
+        v = self.velocity[i]
+        v *= self.momentum
+        v += g
+        p.data -= self.lr * (g + self.momentum * v if self.nesterov else v)
+
+    def state_dict(self):
+        state = super().state_dict()
+        for i, v in enumerate(self.velocity or []):
+            state[f"velocity.{i}"] = v.copy()
+        return state
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        for i, v in enumerate(self.velocity or []):
+            v[...] = state[f"velocity.{i}"]
+
+
+class Adam(Optimizer):
+    """m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= lr * m_hat / (sqrt(v_hat) + eps)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decay_all=False):
+        super().__init__(params, lr, weight_decay, decay_all)
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.m = [np.zeros_like(p.data) for p in self.params]
+        self.v = [np.zeros_like(p.data) for p in self.params]
+
+    def step(self):
+        # bias corrections depend only on the step count: compute them once per step
+        t = self.steps + 1
+        self._c1 = 1.0 - self.beta1 ** t
+        self._c2 = 1.0 - self.beta2 ** t
+        super().step()
+
+    def _update(self, i, p, g):
+        m, v = self.m[i], self.v[i]
+        m *= self.beta1
+        m += (1.0 - self.beta1) * g
+        v *= self.beta2
+        v += (1.0 - self.beta2) * (g * g)
+        step = self.lr / self._c1
+        p.data -= step * m / (np.sqrt(v / self._c2) + self.eps)
+
+    def state_dict(self):
+        state = super().state_dict()
+        for i in range(len(self.params)):
+            state[f"m.{i}"], state[f"v.{i}"] = self.m[i].copy(), self.v[i].copy()
+        return state
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        for i in range(len(self.params)):
+            self.m[i][...], self.v[i][...] = state[f"m.{i}"], state[f"v.{i}"]
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+
+
+# ---- learning-rate schedules ------------------------------------------------------------------
+
+class Constant:
+    def __init__(self, lr: float):
+        self.lr = lr
+
+    def __call__(self, epoch: float) -> float:
+        return self.lr
+
+
+class StepLR:
+    """lr = base * gamma ** floor(epoch / step_size)."""
+
+    def __init__(self, base: float, step_size: int, gamma: float = 0.1):
+        self.base, self.step_size, self.gamma = base, step_size, gamma
+
+    def __call__(self, epoch: float) -> float:
+        return self.base * self.gamma ** math.floor(epoch / self.step_size)
+
+
+class MultiStepLR:
+    """lr = base * gamma ** (number of milestones <= epoch)."""
+
+    def __init__(self, base: float, milestones: Sequence[int], gamma: float = 0.1):
+        self.base, self.milestones, self.gamma = base, sorted(milestones), gamma
+
+    def __call__(self, epoch: float) -> float:
+        return self.base * self.gamma ** sum(epoch >= m for m in self.milestones)
+
+
+class CosineLR:
+    """lr = min_lr + (base - min_lr) * (1 + cos(pi * epoch / total)) / 2, flat at min_lr after."""
+
+    def __init__(self, base: float, total_epochs: float, min_lr: float = 0.0):
+        self.base, self.total, self.min_lr = base, total_epochs, min_lr
+
+    def __call__(self, epoch: float) -> float:
+        t = min(epoch / self.total, 1.0)
+        return self.min_lr + (self.base - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+class Warmup:
+    """Scale the wrapped schedule linearly from start_factor to 1 over the first `epochs`."""
+
+    def __init__(self, schedule, epochs: float, start_factor: float = 0.1):
+        self.schedule, self.epochs, self.start_factor = schedule, epochs, start_factor
+
+    def __call__(self, epoch: float) -> float:
+        lr = self.schedule(epoch)
+        if epoch >= self.epochs:
+            return lr
+        frac = epoch / self.epochs
+        return lr * (self.start_factor + (1.0 - self.start_factor) * frac)
