@@ -86,14 +86,20 @@ def _no_overlap(out: np.ndarray, **inputs: np.ndarray) -> None:
             raise ValueError(f"out must not share memory with {name}")
 
 
-def _ptr(a: np.ndarray | None, ctype: str = "float *"):
-    return _ext.ffi.NULL if a is None else _ext.ffi.cast(ctype, a.ctypes.data)
+_CTYPES = {np.dtype(np.float32): "float[]", np.dtype(np.int32): "int32_t[]", np.dtype(np.uint8): "uint8_t[]"}
+
+
+def _ptr(a: np.ndarray | None):
+    """A C pointer to a validated array's data (NULL for None or an empty array)."""
+    if a is None or a.size == 0:
+        return _ext.ffi.NULL
+    return _ext.ffi.from_buffer(_CTYPES[a.dtype], a)
 
 
 def _call(fn, *args) -> None:
     status = fn(*args)
     if status != 0:
-        raise KernelError(f"{fn.__name__ if hasattr(fn, '__name__') else fn} returned error code {status}")
+        raise KernelError(f"{fn.__name__} returned error code {status} for arguments the wrapper accepted")
 
 
 def _dense_args(x, w, b, x_ndim: int):

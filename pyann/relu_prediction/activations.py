@@ -1,0 +1,122 @@
+"""Hidden-layer activation states of an MLP (paper 1, ReLU prediction).
+
+The paper numbers hidden layers 1..L: hidden layer k is the k-th Linear of the Sequential that is
+followed by a ReLU; its "state" for an input is the boolean vector ReLU(x W + b) > 0 ("acti").
+The final Linear (the logits) is not a hidden layer.
+
+    hidden_layers(model)            -> [(index in the Sequential, Linear), ...]   (hidden 1..L)
+    hidden_states(model, x)         -> [bool (N, width_k), ...]                   (eval mode)
+    firing_rates(model, x)          -> [float (width_k,), ...]  share of inputs that activate
+    check_layers(model, layers)     -> validated tuple of 1-based hidden-layer numbers
+"""
+from __future__ import annotations
+
+from typing import Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..nn import Flatten, Linear, ReLU, Sequential
+
+
+def _sequence(model) -> list:
+    if isinstance(model, Sequential):
+        return model.layers
+    raise ValueError(f"model must be a pyann.nn.Sequential MLP, got {type(model).__name__}")
+
+
+def hidden_layers(model) -> List[Tuple[int, Linear]]:
+    """(index in the Sequential, Linear) of each hidden layer, hidden layer 1 first.
+
+    A hidden layer is a Linear directly followed by a ReLU. Raises ValueError if the model has no
+    Linear at all (not an MLP)."""
+    layers = _sequence(model)
+    if not any(isinstance(m, Linear) for m in layers):
+        raise ValueError("model has no Linear layer; hidden_layers expects an MLP Sequential "
+                         "(Flatten, Linear, ReLU, ..., Linear)")
+    out = []
+    for i, m in enumerate(layers):
+        if isinstance(m, Linear) and i + 1 < len(layers) and isinstance(layers[i + 1], ReLU):
+            out.append((i, m))
+    return out
+
+
+def check_layers(model, layers: Optional[Iterable[int]]) -> Tuple[int, ...]:
+    """Validate 1-based hidden-layer numbers against `model`. None means every hidden layer.
+
+    Raises ValueError naming the bad number and the valid range."""
+    n = len(hidden_layers(model))
+    if layers is None:
+        return tuple(range(1, n + 1))
+    if isinstance(layers, (int, np.integer)):
+        layers = (int(layers),)
+    result = []
+    for k in layers:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise ValueError(f"layers: hidden-layer numbers must be ints, got {k!r}")
+        if not 1 <= int(k) <= n:
+            raise ValueError(f"layers: hidden layer {int(k)} does not exist; this model has hidden "
+                             f"layers 1..{n}")
+        result.append(int(k))
+    if len(set(result)) != len(result):
+        raise ValueError(f"layers: repeated hidden-layer number in {result}")
+    return tuple(sorted(result))
+
+
+def hidden_states(model, x: np.ndarray, batch_size: int = 1000,
+                  layers: Optional[Sequence[int]] = None) -> List[np.ndarray]:
+    """Boolean states (ReLU output > 0) of the hidden layers for inputs x, in eval mode.
+
+    x: (N, ...) inputs the model accepts. Returns one bool array (N, width_k) per hidden layer
+    (all hidden layers, or the 1-based `layers` asked for, in increasing order). The model's
+    training flag is restored afterwards."""
+    chosen = check_layers(model, layers)
+    seq = _sequence(model)
+    hidden = hidden_layers(model)
+    want = {hidden[k - 1][0]: pos for pos, k in enumerate(chosen)}   # Linear index -> output slot
+    last = max(want)
+    x = np.asarray(x)
+    n = x.shape[0]
+    states = [np.zeros((n, hidden[k - 1][1].out_features), bool) for k in chosen]
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    was_training = model.training
+    model.eval()
+    try:
+        for s in range(0, n, batch_size):
+            h = x[s:s + batch_size].astype(np.float32, copy=False)
+            for i, m in enumerate(seq[:last + 2]):
+                h = m.forward(h)
+                if i - 1 in want and isinstance(m, ReLU):
+                    states[want[i - 1]][s:s + batch_size] = h > 0
+    finally:
+        model.train(was_training)
+    return states
+
+
+def firing_rates(model, x: np.ndarray, batch_size: int = 1000,
+                 layers: Optional[Sequence[int]] = None) -> List[np.ndarray]:
+    """Share of the inputs x for which each neuron is active, per hidden layer: float64 (width_k,).
+
+    Take x from the TRAINING set when the rates feed a predictor (the paper's history mask)."""
+    chosen = check_layers(model, layers)
+    seq = _sequence(model)
+    hidden = hidden_layers(model)
+    want = {hidden[k - 1][0]: pos for pos, k in enumerate(chosen)}
+    last = max(want)
+    x = np.asarray(x)
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("firing_rates needs at least one input")
+    counts = [np.zeros(hidden[k - 1][1].out_features, np.int64) for k in chosen]
+    was_training = model.training
+    model.eval()
+    try:
+        for s in range(0, n, batch_size):
+            h = x[s:s + batch_size].astype(np.float32, copy=False)
+            for i, m in enumerate(seq[:last + 2]):
+                h = m.forward(h)
+                if i - 1 in want and isinstance(m, ReLU):
+                    counts[want[i - 1]] += (h > 0).sum(axis=0)
+    finally:
+        model.train(was_training)
+    return [c / n for c in counts]
