@@ -7,7 +7,6 @@ and reused, keyed by everything that determines its weights.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -38,23 +37,15 @@ def mlp_recipe(model_name: str, data, epochs: int = 20, seed: int = 0, batch_siz
     return model, history
 
 
-def cache_dir() -> Path:
-    """$PYANN_CACHE, else $XDG_CACHE_HOME/pyann, else ~/.cache/pyann."""
-    if os.environ.get("PYANN_CACHE"):
-        return Path(os.environ["PYANN_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "pyann"
-
-
 def trained_model(model_name: str, dataset: str, seed: int = 0, epochs: int = 20,
                   root=None, cache: Path | None = None, progress=None):
     """A model trained by `mlp_recipe`, from the cache when the same training was done before.
 
     Returns (model, history dict). The cache file is models/<model>-<dataset>-e<epochs>-s<seed>.npz
-    under `cache` (default cache_dir()); its metadata holds the History, and a file whose
+    under `cache` (default: the user cache, pyann.data.cache_dir()); its metadata holds the History, and a file whose
     recipe metadata does not match is retrained rather than trusted.
     """
-    from .data import load
+    from .data import cache_dir, load
     path = Path(cache or cache_dir()) / "models" / f"{model_name}-{dataset}-e{epochs}-s{seed}.npz"
     key = {"recipe": "mlp_recipe/1", "model": model_name, "dataset": dataset, "epochs": epochs, "seed": seed}
     if path.exists():

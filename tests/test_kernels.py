@@ -120,3 +120,10 @@ def test_bad_out_buffers(rng):
 def test_isa_and_threads_are_reported():
     assert kernels.isa() in ("avx512", "avx2", "scalar")
     assert kernels.num_threads() >= 1
+
+
+def test_missing_extension_says_how_to_build(monkeypatch):
+    monkeypatch.setattr(kernels, "_ext", None)
+    monkeypatch.setattr(kernels, "_IMPORT_ERROR", ImportError("no module"))
+    with pytest.raises(ImportError, match="make build"):
+        kernels.dense(np.zeros((1, 2), np.float32), np.zeros((2, 2), np.float32))
