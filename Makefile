@@ -30,9 +30,8 @@ data:               ## find or download MNIST, Fashion-MNIST and CIFAR-10 and ve
 	$(PYTHON) -m pyann.data fetch fashion-mnist
 	$(PYTHON) -m pyann.data fetch cifar10 || echo "CIFAR-10 (official) not available; see README 'Data'"
 
-reproduce-relu:     ## ReLU-prediction study (Tables 1 and 3, Figure 2) for both datasets
-	$(PYTHON) -m pyann relu-study --dataset mnist --epochs 20 --out runs/relu-study-mnist
-	$(PYTHON) -m pyann relu-study --dataset fashion-mnist --epochs 20 --out runs/relu-study-fashion-mnist
+reproduce-relu:     ## ReLU-prediction study (Tables 1 and 3, Figure 2) for both datasets, and side by side
+	$(PYTHON) -m pyann relu-study --dataset all --epochs 20 --out 'runs/relu-study-{dataset}'
 
 clean:
 	rm -rf build dist *.egg-info pyann/_kernels*.so pyann/_kernels.c .pytest_cache bench-results

@@ -11,9 +11,11 @@ import sys
 
 # name -> (module, one-line description). Modules expose add_arguments(parser) and run(args).
 BENCHMARKS = {
+    "relu": ("bench.relu", "ReLU prediction: dense, masked, zero-skipping and combined mlp5 inference on 10,000 test images"),
     "kernels": ("bench.kernels", "dense C kernels vs NumPy, batched and one sample at a time"),
+    "train": ("bench.train", "training step images/s, pyann vs PyTorch CPU: cnn3 and WRN-16-2"),
 }
-DEFAULT = "kernels"
+DEFAULT = "relu"
 
 
 def main(argv=None) -> int:

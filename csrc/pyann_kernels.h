@@ -35,6 +35,39 @@ int pyann_dense_gemv(const float *x, const float *w, const float *b, float *y,
    x (n, in) in turn, both cores working on the same sample. */
 int pyann_dense_per_sample(const float *x, const float *w, const float *b, float *y,
                            int64_t n, int64_t in, int64_t out, int relu);
+/* ---- relu_predict.c: acti-masked and zero-skipping layers (paper 1, ReLU prediction) ------ */
+/* One layer y = x @ w + b (+ ReLU), x (n, in), w (in, out), y (n, out), computing only part of it:
+     mask, mask_mode: uint8, nonzero = compute the neuron. mask_mode 0: no mask (mask ignored);
+       1: one per-neuron mask (out) shared by the batch; 2: one mask per sample (n, out).
+       Masked outputs are written 0 (the "acti" decision of the paper).
+     zero_skip != 0: skip input k of a sample when x[r, k] == 0 (exact; no prediction).
+     one_at_a_time != 0: the samples are processed one after the other, the loop inside C, both
+       threads splitting each sample's outputs; else batched (threads split the samples).
+     macs: NULL, or an int64 that the kernel increments by the multiply-adds it executed
+       (whole vectors: a vector of 16 outputs is computed, or not, as a unit).
+   mask_mode 0 with zero_skip 0 is a plain dense layer. */
+int pyann_relu_layer(const float *x, const float *w, const float *b, float *y,
+                     int64_t n, int64_t in, int64_t out,
+                     const uint8_t *mask, int mask_mode, int zero_skip, int relu,
+                     int one_at_a_time, int64_t *macs);
+/* A whole MLP, one sample at a time, the loop over samples and layers inside C (the paper's
+   setting): layer l maps sizes[l] -> sizes[l + 1] with ws[l] (sizes[l], sizes[l + 1]) and bs[l]
+   (or NULL), ReLU after every layer but the last. x (n, sizes[0]), y (n, sizes[n_layers]).
+   Per layer, optionally (NULL = none):
+     masks[l]  a shared per-neuron mask (sizes[l + 1]) - the history predictor;
+     pu[l], pv[l], ranks[l], margins[l]: a low-rank sign predictor - neuron j of sample i is
+       computed when (h_i @ pu[l] @ pv[l])[j] + bs[l][j] > -margins[l], pu (sizes[l], rank),
+       pv (rank, sizes[l + 1]); its multiply-adds are added to *pred_macs.
+   zero_skip != 0 skips zero inputs in every layer. split_images == 0: both threads split each
+   layer's outputs of the one sample and meet at a barrier after each layer (latency: one image
+   at a time on the whole machine); != 0: each thread takes whole samples, no barrier
+   (throughput). macs / pred_macs: NULL or counters (see above). */
+int pyann_mlp_per_sample(const float *x, float *y, int64_t n, int n_layers, const int64_t *sizes,
+                         const float *const *ws, const float *const *bs,
+                         const uint8_t *const *masks,
+                         const float *const *pu, const float *const *pv,
+                         const int64_t *ranks, const float *margins,
+                         int zero_skip, int split_images, int64_t *macs, int64_t *pred_macs);
 /* END CFFI API */
 
 #endif /* PYANN_KERNELS_H */

@@ -1,6 +1,7 @@
 """python -m pyann <command>: train models and run the papers' studies from the shell.
 
   python -m pyann train --model mlp5 --dataset mnist --epochs 20 --out runs/mlp5-mnist
+  python -m pyann relu-study --dataset mnist --epochs 20 --out runs/relu-study-mnist
 """
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", action="store_true", help="write checkpoint.npz to --out after every epoch")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.npz if present")
     p.set_defaults(func=cmd_train)
+
+    from .relu_prediction.cli import add_relu_study_parser
+    add_relu_study_parser(sub)
     return parser
 
 

@@ -163,3 +163,208 @@ def dense_per_sample(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, 
         _no_overlap(out, x=x, w=w, b=b)
     _call(_lib().pyann_dense_per_sample, _ptr(x), _ptr(w), _ptr(b), _ptr(out), n, n_in, n_out, int(bool(relu)))
     return out
+
+
+# ---- acti-masked and zero-skipping layers (csrc/relu_predict.c, paper 1) ----------------------
+#
+# One C entry point computes part of a dense layer: `mask` (uint8 or bool, nonzero = compute) is
+# either one per-neuron mask (out,) shared by the batch or one mask per sample (n, out); masked
+# outputs are 0. `zero_skip` skips inputs equal to 0 (exact). `one_at_a_time` runs the samples
+# one after the other inside C (the paper's setting) instead of batched. The kernels compute
+# whole vectors of VECTOR_WIDTH outputs, so the executed multiply-adds (`return_macs`) count a
+# vector with any unmasked neuron in full; macs_reference gives the same count.
+
+VECTOR_WIDTH = 16   # outputs per vector (AVX-512); see vector_width() for the compiled value
+
+
+def vector_width() -> int:
+    """Outputs per vector in the compiled kernels: 16 (AVX-512), 8 (AVX2) or 1 (scalar)."""
+    return {"avx512": 16, "avx2": 8}.get(isa(), 1)
+
+
+def check_mask(name: str, mask, n: int, n_out: int) -> tuple:
+    """Validate an acti mask for n samples of n_out neurons. Returns (uint8 array, mode):
+    mode 1 for a shared mask (n_out,), 2 for a per-sample mask (n, n_out)."""
+    if not isinstance(mask, np.ndarray):
+        raise ValueError(f"{name} must be a numpy.ndarray of uint8 or bool, got {type(mask).__name__}")
+    if mask.dtype == np.bool_:
+        mask = mask.view(np.uint8)
+    if mask.dtype != np.uint8:
+        raise ValueError(f"{name} must have dtype uint8 or bool, got {mask.dtype} "
+                         f"(use (m > 0).astype(np.uint8))")
+    if mask.ndim == 1:
+        if mask.shape[0] != n_out:
+            raise ValueError(f"{name} has length {mask.shape[0]}, but the layer has {n_out} output "
+                             f"neurons: a shared mask must have shape ({n_out},)")
+        mode = 1
+    elif mask.ndim == 2:
+        if mask.shape != (n, n_out):
+            raise ValueError(f"{name} must have shape ({n}, {n_out}) for a per-sample mask "
+                             f"(or ({n_out},) shared), got {mask.shape}")
+        mode = 2
+    else:
+        raise ValueError(f"{name} must be 1-D (shared, ({n_out},)) or 2-D (per sample, ({n}, {n_out})), "
+                         f"got shape {mask.shape}")
+    if not mask.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (use np.ascontiguousarray({name}))")
+    return mask, mode
+
+
+def relu_layer_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
+                         mask: np.ndarray | None = None, relu: bool = True) -> np.ndarray:
+    """NumPy reference of every masked / zero-skipping layer: the dense layer, then 0 where the
+    mask (shared (out,) or per sample (n, out)) is 0. Zero skipping does not change the result."""
+    y = dense_reference(x, w, b, relu=relu)
+    if mask is not None:
+        y = np.where(np.asarray(mask, bool), y, np.float32(0)).astype(np.float32)
+    return y
+
+
+def macs_reference(x: np.ndarray, n_out: int, mask: np.ndarray | None = None, zero_skip: bool = False,
+                   width: int | None = None) -> int:
+    """Multiply-adds the C layer executes: per sample, (inputs used: its nonzeros with zero_skip,
+    else all) x (outputs computed: every vector of `width` outputs with an unmasked neuron, in
+    full; the columns after the last whole vector count one by one when any is unmasked)."""
+    width = vector_width() if width is None else width
+    n = x.shape[0]
+    used = np.count_nonzero(x, axis=1) if zero_skip else np.full(n, x.shape[1])
+    if mask is None:
+        return int(used.sum() * n_out)
+    m = np.broadcast_to(np.asarray(mask, bool), (n, n_out))
+    full = n_out // width
+    computed = m[:, :full * width].reshape(n, full, width).any(axis=2).sum(axis=1) * width
+    tail = n_out - full * width
+    if tail:
+        computed = computed + m[:, full * width:].any(axis=1) * tail
+    return int((used * computed).sum())
+
+
+def relu_layer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, mask: np.ndarray | None = None,
+               zero_skip: bool = False, relu: bool = True, one_at_a_time: bool = False,
+               out: np.ndarray | None = None, return_macs: bool = False):
+    """A dense layer that computes only part of its work, in C. x (n, in), w (in, out), b (out,)
+    or None, mask None / (out,) / (n, out) uint8 or bool. Returns y (n, out), or (y, macs) with
+    return_macs. See masked_dense, zeroskip_dense and combined_dense for the three named forms."""
+    n_in, n_out = _dense_args(x, w, b, 2)
+    n = x.shape[0]
+    mode = 0
+    if mask is not None:
+        mask, mode = check_mask("mask", mask, n, n_out)
+    if out is None:
+        out = np.empty((n, n_out), np.float32)
+    else:
+        check_output("out", out, (n, n_out))
+        _no_overlap(out, x=x, w=w, b=b)
+    counter = _ext.ffi.new("int64_t *", 0) if return_macs else _ext.ffi.NULL
+    _call(_lib().pyann_relu_layer, _ptr(x), _ptr(w), _ptr(b), _ptr(out), n, n_in, n_out,
+          _ptr(mask), mode, int(bool(zero_skip)), int(bool(relu)), int(bool(one_at_a_time)), counter)
+    return (out, int(counter[0])) if return_macs else out
+
+
+def masked_dense(x, w, b=None, mask=None, relu=True, one_at_a_time=False, out=None, return_macs=False):
+    """acti-masked layer: only the output neurons whose mask is nonzero are computed, 0 elsewhere.
+    mask (out,) shared by the batch or (n, out) per sample."""
+    if mask is None:
+        raise ValueError("mask is required for masked_dense (shape (out,) or (n, out), uint8 or bool)")
+    return relu_layer(x, w, b, mask, False, relu, one_at_a_time, out, return_macs)
+
+
+def zeroskip_dense(x, w, b=None, relu=True, one_at_a_time=False, out=None, return_macs=False):
+    """Zero-skipping layer: the weight rows of inputs equal to 0 are skipped. Exact."""
+    return relu_layer(x, w, b, None, True, relu, one_at_a_time, out, return_macs)
+
+
+def combined_dense(x, w, b=None, mask=None, relu=True, one_at_a_time=False, out=None, return_macs=False):
+    """acti mask and zero skipping together, bias and ReLU fused. mask may be None (= zeroskip_dense)."""
+    return relu_layer(x, w, b, mask, True, relu, one_at_a_time, out, return_macs)
+
+
+def mlp_per_sample_reference(x: np.ndarray, weights, biases, masks=None, predictors=None) -> np.ndarray:
+    """NumPy reference of mlp_per_sample: ReLU after every layer but the last; a layer's output is
+    0 where its shared mask is 0 or where its low-rank predictor (u, v, margin) says inactive."""
+    h = x
+    last = len(weights) - 1
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        keep = None
+        if masks is not None and masks[l] is not None:
+            keep = np.broadcast_to(np.asarray(masks[l], bool), (h.shape[0], w.shape[1]))
+        if predictors is not None and predictors[l] is not None:
+            u, v, margin = predictors[l]
+            s = (h @ u) @ v + (0 if b is None else b)
+            pred = s > -margin
+            keep = pred if keep is None else keep & pred
+        h = relu_layer_reference(h, w, b, keep, relu=l < last)
+    return h
+
+
+def mlp_per_sample(x: np.ndarray, weights, biases, masks=None, predictors=None, zero_skip: bool = False,
+                   split_images: bool = False, out: np.ndarray | None = None, return_macs: bool = False):
+    """A whole MLP run one sample at a time in C (loop over samples and layers inside C).
+
+    weights[l] (d_l, d_{l+1}) float32, biases[l] (d_{l+1},) or None; ReLU after every layer but
+    the last. masks: None or per layer None / shared uint8-or-bool mask (d_{l+1},). predictors:
+    None or per layer None / (u (d_l, r), v (r, d_{l+1}), margin): the low-rank sign predictor.
+    split_images: False - both threads work on each sample (split its outputs, a barrier per
+    layer: the latency setting); True - each thread takes whole samples (throughput).
+    Returns y (n, d_L), or (y, macs, predictor_macs) with return_macs."""
+    weights, biases = list(weights), list(biases)
+    L = len(weights)
+    if L == 0 or len(biases) != L:
+        raise ValueError(f"weights and biases must be non-empty lists of the same length, got {L} and {len(biases)}")
+    sizes = []
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        check_array(f"weights[{l}]", w, np.float32, ndim=2)
+        if l and w.shape[0] != sizes[-1]:
+            raise ValueError(f"weights[{l}] has {w.shape[0]} inputs but layer {l - 1} has {sizes[-1]} outputs")
+        if not l:
+            sizes.append(w.shape[0])
+        sizes.append(w.shape[1])
+        if b is not None:
+            check_array(f"biases[{l}]", b, np.float32, shape=(w.shape[1],))
+    check_array("x", x, np.float32, shape=(None, sizes[0]))
+    n = x.shape[0]
+    keep = []   # every buffer handed to C stays referenced until the call returns
+    c_masks = _ext.ffi.NULL
+    if masks is not None:
+        if len(masks) != L:
+            raise ValueError(f"masks must have one entry per layer ({L}), got {len(masks)}")
+        c_masks = _ext.ffi.new("uint8_t *[]", L)
+        for l, m in enumerate(masks):
+            if m is not None:
+                m, mode = check_mask(f"masks[{l}]", m, n, sizes[l + 1])
+                if mode != 1:
+                    raise ValueError(f"masks[{l}] must be a shared per-neuron mask ({sizes[l + 1]},)")
+                keep.append(m)
+                c_masks[l] = _ptr(m) if m.size else _ext.ffi.NULL
+    c_pu = c_pv = c_ranks = c_margins = _ext.ffi.NULL
+    if predictors is not None:
+        if len(predictors) != L:
+            raise ValueError(f"predictors must have one entry per layer ({L}), got {len(predictors)}")
+        c_pu, c_pv = _ext.ffi.new("float *[]", L), _ext.ffi.new("float *[]", L)
+        c_ranks, c_margins = _ext.ffi.new("int64_t[]", L), _ext.ffi.new("float[]", L)
+        for l, p in enumerate(predictors):
+            if p is None:
+                continue
+            u, v, margin = p
+            check_array(f"predictors[{l}] u", u, np.float32, ndim=2)
+            r = u.shape[1]
+            check_array(f"predictors[{l}] u", u, np.float32, shape=(sizes[l], None))
+            check_array(f"predictors[{l}] v", v, np.float32, shape=(r, sizes[l + 1]))
+            if r == 0:
+                raise ValueError(f"predictors[{l}] has rank 0")
+            keep.extend((u, v))
+            c_pu[l], c_pv[l] = _ptr(u), _ptr(v)
+            c_ranks[l], c_margins[l] = r, float(margin)
+    if out is None:
+        out = np.empty((n, sizes[-1]), np.float32)
+    else:
+        check_output("out", out, (n, sizes[-1]))
+        _no_overlap(out, x=x)
+    c_ws = _ext.ffi.new("float *[]", [_ptr(w) for w in weights])
+    c_bs = _ext.ffi.new("float *[]", [_ptr(b) for b in biases])
+    c_sizes = _ext.ffi.new("int64_t[]", sizes)
+    macs, pmacs = _ext.ffi.new("int64_t *", 0), _ext.ffi.new("int64_t *", 0)
+    _call(_lib().pyann_mlp_per_sample, _ptr(x), _ptr(out), n, L, c_sizes, c_ws, c_bs, c_masks,
+          c_pu, c_pv, c_ranks, c_margins, int(bool(zero_skip)), int(bool(split_images)), macs, pmacs)
+    del keep
+    return (out, int(macs[0]), int(pmacs[0])) if return_macs else out

@@ -166,6 +166,8 @@ class ActivationRecorder(Callback):
         """Arrays to save: "epochs" (E,), "widths" (L,), "layer{k}" uint8 (E, N, ceil(width/8))
         packed along the neuron axis (np.unpackbits(a, axis=2, count=width) restores them)."""
         out = {"epochs": np.array(self.epochs, np.int32), "widths": np.array(self.widths, np.int32)}
-        for k in range(self.num_layers):
-            out[f"layer{k + 1}"] = np.stack([self._packed[e][k] for e in self.epochs])
+        n = len(self.probe_x)
+        for k, w in enumerate(self.widths):
+            per_epoch = [self._packed[e][k] for e in self.epochs]
+            out[f"layer{k + 1}"] = np.stack(per_epoch) if per_epoch else np.zeros((0, n, (w + 7) // 8), np.uint8)
         return out

@@ -1,0 +1,246 @@
+"""`python -m bench relu`: ReLU-prediction inference on 10,000 test images (paper 1, Table 2).
+
+Trains mlp5 with the project recipe and a fixed seed (or reuses the cached model), fits the
+predictors on TRAINING images, then times inference on the whole test set for each row, batched
+and one image at a time, in one process (median of repeats after a warm-up). Columns: accuracy
+(from the plan's own outputs), seconds, images/s, the share of dense multiply-adds executed
+(predictor work included) and the speedup against NumPy dense in the same mode. Also writes a
+per-layer time breakdown, the tau / margin sweeps with precision and recall of "inactive", and
+the accuracy-vs-MACs figure.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pyann import infer, kernels
+from pyann.relu_prediction import HistoryPredictor, LowRankPredictor, inactive_precision_recall
+from pyann.relu_prediction import sweep as sw
+
+from .common import format_table, machine_info, machine_line, save_results, time_call
+
+PAPER_TAU = 0.5
+
+
+def add_arguments(parser):
+    parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--layers", default="3,4", help="hidden layers the predictors act on (default 3,4)")
+    parser.add_argument("--paper-tau", type=float, default=PAPER_TAU,
+                        help="tau of the paper-configuration masked row (default 0.5)")
+    parser.add_argument("--max-loss", type=float, default=0.25,
+                        help="accuracy loss (points) allowed on a training subsample when choosing "
+                             "the combined rows' tau / margin (default 0.25)")
+    parser.add_argument("--rank", type=int, default=32, help="rank of the low-rank predictor")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats-one", type=int, default=3, help="repeats of the one-image rows")
+    parser.add_argument("--n", type=int, default=10000, help="test images (default all 10,000)")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the sweeps and the figure")
+    parser.add_argument("--no-latency-split", action="store_true",
+                        help="skip the rows with both cores on each image (a barrier per layer: slow on a busy machine)")
+    parser.add_argument("--out", default="bench-results", help="folder for relu[-<dataset>].json and the figure")
+
+
+def _choose(model, make, knobs, x, y, base_acc, max_loss):
+    """The knob with the least MACs whose accuracy on (x, y) loses at most max_loss points."""
+    best = None
+    for knob in knobs:
+        plan = infer.compile(model, "combined", make(knob))
+        acc = plan.accuracy(x, y)
+        share = plan.last_macs + plan.last_predictor_macs
+        if 100 * (base_acc - acc) <= max_loss and (best is None or share < best[1]):
+            best = (knob, share)
+    return best[0] if best else knobs[0]
+
+
+def layer_times(plan, x, repeats=3) -> list:
+    """Seconds per layer. Batched: each layer's call timed on its real input. One image at a
+    time: the whole per-image C loop run on the first l layers, differences of those times."""
+    if plan.mode == "batched":
+        from pyann.infer import InferencePlan
+        times, h = [], x
+        for i, l in enumerate(plan.layers):
+            sub = InferencePlan([l], plan.kernel, plan.mode, plan.fingerprint, plan.predictor, plan.permuted, plan.split)
+            t = time_call(lambda: sub.run_prepared(h), repeats=repeats)["median"]
+            times.append(t)
+            h = sub.run_prepared(h)
+        return times
+    from pyann.infer import InferencePlan
+    cumulative = []
+    for l in range(1, len(plan.layers) + 1):
+        sub = InferencePlan(plan.layers[:l], plan.kernel, plan.mode, plan.fingerprint, plan.predictor, plan.permuted,
+                            plan.split)
+        cumulative.append(time_call(lambda: sub.run_prepared(x), repeats=repeats)["median"])
+    return [c - p for c, p in zip(cumulative, [0.0] + cumulative[:-1])]
+
+
+def run(args) -> dict:
+    from pyann.data import load, to_float
+    from pyann.recipes import trained_model
+
+    layers = tuple(int(k) for k in args.layers.split(","))
+    t0 = time.perf_counter()
+    model, _ = trained_model("mlp5", args.dataset, seed=args.seed, epochs=args.epochs, progress=False)
+    model.eval()
+    data = load(args.dataset)
+    x_train = to_float(data.x_train).reshape(len(data.x_train), -1)
+    x = np.ascontiguousarray(to_float(data.x_test).reshape(len(data.x_test), -1)[:args.n], np.float32)
+    y = np.asarray(data.y_test[:args.n])
+    print(f"model ready in {time.perf_counter() - t0:.1f} s; fitting predictors on {len(x_train)} training images")
+
+    history = HistoryPredictor(args.paper_tau, layers).fit(model, x_train)
+    lowrank = LowRankPredictor(args.rank, 1.0, layers).fit(model, x_train)
+    # knobs for the combined rows: chosen on training images (never the test set)
+    rng = np.random.default_rng(args.seed)
+    pick = rng.choice(len(x_train), 10000, replace=False)
+    xs, ys = np.ascontiguousarray(x_train[pick], np.float32), np.asarray(data.y_train)[pick]
+    base = infer.compile(model, "dense").accuracy(xs, ys)
+    tau = _choose(model, lambda t: history.copy(tau=t), sw.DEFAULT_TAUS, xs, ys, base, args.max_loss)
+    margin = _choose(model, lambda m: lowrank.copy(margin=m), sw.DEFAULT_MARGINS[::-1], xs, ys, base, args.max_loss)
+    hist_best, low_best = history.copy(tau=tau), lowrank.copy(margin=margin)
+    print(f"chosen on training images (loss <= {args.max_loss} pt): history tau={tau:g}, low-rank margin={margin:g}")
+
+    specs = [  # (row name, kernel, predictor)
+        ("NumPy dense", "numpy", None),
+        ("pyann C dense", "dense", None),
+        (f"pyann masked (paper: history tau={args.paper_tau:g}, layers {args.layers})", "masked", history),
+        ("pyann zero-skipping (exact)", "zeroskip", None),
+        (f"pyann combined (history tau={tau:g})", "combined", hist_best),
+        (f"pyann combined (low-rank r={args.rank}, margin={margin:g})", "combined", low_best),
+    ]
+    rows = [
+        {"row": "paper dense (quoted, i7-7700)", "mode": "one image", "accuracy": sw.PAPER_DENSE_ACC, "seconds": 45.73,
+         "images_per_s": 10000 / 45.73, "mac_share": 1.0, "quoted": True},
+        {"row": "paper ReLU prediction (quoted)", "mode": "one image", "accuracy": sw.PAPER_PRED_ACC, "seconds": 15.26,
+         "images_per_s": 10000 / 15.26, "mac_share": sw.paper_point()["mac_share"], "quoted": True},
+    ]
+    plans = {}
+    for mode, label, reps in (("batched", "batched", args.repeats), ("one_at_a_time", "one image", args.repeats_one)):
+        for name, kernel, pred in specs:
+            plan = infer.compile(model, kernel, pred, mode=mode)
+            logits = plan.run_prepared(x)
+            acc = float(np.mean(np.argmax(logits, 1) == y))
+            share = (plan.last_macs + plan.last_predictor_macs) / plan.dense_macs(len(x))
+            t = time_call(lambda: plan.run_prepared(x), repeats=reps)
+            rows.append({"row": name, "mode": label, "kernel": kernel, "accuracy": acc, "seconds": t["median"],
+                         "images_per_s": len(x) / t["median"], "mac_share": share,
+                         "predictor_mac_share": plan.last_predictor_macs / plan.dense_macs(len(x)),
+                         "timings": t, "plan": plan.describe()})
+            plans[(kernel, label, name)] = plan
+            print(f"  {label:9s} {name:55s} {t['median']:8.4f} s  acc {100 * acc:.2f}%", flush=True)
+        if mode == "one_at_a_time" and not args.no_latency_split:   # the latency split: both cores on each image, a barrier per layer
+            for name, kernel, pred in (specs[1], specs[4]):
+                plan = infer.compile(model, kernel, pred, mode=mode, split="outputs")
+                acc = float(np.mean(np.argmax(plan.run_prepared(x), 1) == y))
+                t = time_call(lambda: plan.run_prepared(x), repeats=reps)
+                rows.append({"row": f"{name}, both cores per image", "mode": label, "kernel": kernel, "accuracy": acc,
+                             "seconds": t["median"], "images_per_s": len(x) / t["median"],
+                             "mac_share": (plan.last_macs + plan.last_predictor_macs) / plan.dense_macs(len(x)),
+                             "timings": t, "plan": plan.describe()})
+                print(f"  {label:9s} {rows[-1]['row']:55s} {t['median']:8.4f} s", flush=True)
+        rows.append(_torch_row(model, x, y, mode, label, reps))
+    for r in rows:
+        if r.get("quoted") or r.get("seconds") is None:
+            continue
+        base_row = next(b for b in rows if b["mode"] == r["mode"] and b["row"] == "NumPy dense")
+        r["speedup_vs_numpy"] = base_row["seconds"] / r["seconds"]
+        r["accuracy_loss_pt"] = 100 * (base_row["accuracy"] - r["accuracy"])
+
+    # per-layer time breakdown of the main plans
+    breakdown = {}
+    for (kernel, label, name), plan in plans.items():
+        if kernel in ("numpy", "dense", "zeroskip") or name.startswith("pyann combined (history"):
+            if kernel == "numpy" and label == "one image":
+                continue   # Python loop: per-layer splitting would time the loop, not the layers
+            breakdown[f"{name} [{label}]"] = layer_times(plan, x, repeats=3)
+
+    info = machine_info()
+    n_img = len(x)
+    print(f"\nmlp5 on {args.dataset}, {n_img} test images, median of repeats after warm-up, one process")
+    print(machine_line(info))
+    pct = lambda v: f"{100 * v:.2f}%"
+    print(format_table(rows, [("row", "row", "s"), ("mode", "mode", "s"), ("accuracy", "accuracy", pct),
+                              ("seconds", "seconds", ".4f"), ("images_per_s", "images/s", ",.0f"),
+                              ("mac_share", "MACs executed", lambda v: f"{100 * v:.1f}%"),
+                              ("speedup_vs_numpy", "speedup vs NumPy (same mode)", ".2f")]))
+    print("\nper-layer seconds (layers 1..5):")
+    for k, v in breakdown.items():
+        print(f"  {k:75s} " + "  ".join(f"{t:.4f}" for t in v))
+
+    extra = {"workload": {"model": "mlp5", "dataset": args.dataset, "n": n_img, "layers": list(layers),
+                          "paper_tau": args.paper_tau, "chosen_tau": tau, "chosen_margin": margin,
+                          "rank": args.rank, "max_loss_pt": args.max_loss},
+             "layer_seconds": breakdown, "paper_point": sw.paper_point()}
+    if not args.no_sweep:
+        extra.update(_sweeps(model, history, lowrank, x, y, args))
+    suffix = "" if args.dataset == "mnist" else f"-{args.dataset}"
+    path = save_results(Path(args.out) / f"relu{suffix}.json", "relu", info, rows, extra)
+    print(f"wrote {path}")
+    return {"rows": rows, **extra}
+
+
+def _sweeps(model, history, lowrank, x, y, args) -> dict:
+    hist_masked = sw.sweep_history(model, history, x, y, kernel="masked")
+    hist_comb = sw.sweep_history(model, history, x, y, kernel="combined")
+    low = sw.sweep_lowrank(model, lowrank, x, y, kernel="combined")
+    refs = sw.reference_points(model, x, y)
+    paper = sw.paper_point()
+    suffix = "" if args.dataset == "mnist" else f"-{args.dataset}"
+    fig_path = Path(args.out) / f"relu-accuracy-vs-macs{suffix}.png"
+    sw.figure({"history (masked kernel, tau sweep)": hist_masked,
+               "history + zero skip (combined, tau sweep)": hist_comb,
+               f"low-rank r={args.rank} + zero skip (margin sweep)": low},
+              fig_path, points={"dense": refs["dense"], "zero skipping (exact)": refs["zeroskip"]}, paper=paper,
+              title=f"mlp5 / {args.dataset}: accuracy vs executed multiply-adds")
+    print(f"\nsweeps (test set; precision / recall of 'inactive', pooled over layers {args.layers}):")
+    for name, pts, knob in (("history", hist_comb, "tau"), ("low-rank", low, "margin")):
+        for p in pts:
+            print(f"  {name:8s} {knob}={p[knob]:<5g} acc {100 * p['accuracy']:.2f}%  MACs {100 * p['mac_share']:.1f}%  "
+                  f"precision {p['precision_inactive']:.3f}  recall {p['recall_inactive']:.3f}")
+    print(f"wrote {fig_path}")
+    return {"sweeps": {"history_masked": hist_masked, "history_combined": hist_comb, "lowrank_combined": low,
+                       "references": refs}, "figure": str(fig_path)}
+
+
+def _torch_row(model, x, y, mode, label, reps) -> dict:
+    row = {"row": "PyTorch CPU dense", "mode": label}
+    try:
+        import torch
+    except ImportError:
+        row["note"] = "not installed"
+        row["row"] = "PyTorch CPU dense (not installed)"
+        return row
+    torch.set_num_threads(max(1, kernels.num_threads()))
+    plan = infer.compile(model, "numpy")
+    lin = [torch.nn.Linear(l.w.shape[0], l.w.shape[1]) for l in plan.layers]
+    mods = []
+    with torch.no_grad():
+        for l, t in zip(plan.layers, lin):
+            t.weight.copy_(torch.from_numpy(l.w.T.copy()))
+            t.bias.copy_(torch.from_numpy(l.b))
+            mods.append(t)
+            if l.relu:
+                mods.append(torch.nn.ReLU())
+    net = torch.nn.Sequential(*mods).eval()
+    xt = torch.from_numpy(x)
+
+    def batched():
+        with torch.inference_mode():
+            return net(xt)
+
+    def one():
+        with torch.inference_mode():
+            out = torch.empty((len(x), plan.out_features))
+            for i in range(len(x)):
+                out[i] = net(xt[i:i + 1])[0]
+            return out
+
+    fn = batched if mode == "batched" else one
+    acc = float((fn().argmax(1).numpy() == y).mean())
+    t = time_call(fn, repeats=reps)
+    row.update({"kernel": "torch", "accuracy": acc, "seconds": t["median"], "images_per_s": len(x) / t["median"],
+                "mac_share": 1.0, "timings": t, "torch": torch.__version__})
+    return row

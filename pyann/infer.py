@@ -1,0 +1,289 @@
+"""Inference plans: a trained MLP compiled into a sequence of C kernel calls.
+
+    plan = pyann.infer.compile(model, plan="combined", predictor=HistoryPredictor(0.5).fit(model, x_train),
+                               mode="batched")
+    logits = plan.run(x)              # (n, classes) float32
+    plan.last_macs                    # multiply-adds the layers executed in that run
+    plan.last_predictor_macs          # and the per-sample predictor's own work
+
+plan (the kernel family):
+    "numpy"     NumPy matmul + bias + ReLU (OpenBLAS); the baseline
+    "dense"     pyann's dense C kernels
+    "masked"    the acti-masked kernel at the predictor's layers, dense elsewhere (the paper)
+    "zeroskip"  the exact zero-skipping kernel at every layer; no predictor
+    "combined"  zero skipping at every layer and the predictor's mask at its layers
+mode: "batched" (the whole batch layer after layer) or "one_at_a_time" (each image through the
+whole network before the next, the loop inside C: pyann.kernels.mlp_per_sample; for "numpy" a
+Python loop over images). split, one image at a time: "images" (default) - each core runs whole
+images, no synchronisation; "outputs" - both cores share each image, splitting every layer's
+outputs with a barrier per layer (lowest latency on an idle machine; a busy machine makes every
+barrier wait for a descheduled thread).
+
+compile() also reorders each hidden layer's neurons by their training firing rate (most active
+first) when the predictor recorded rates: an exact re-parameterisation (the columns of W_k and
+b_k and the rows of W_{k+1} move together) that puts a history mask's kept neurons in a prefix
+and packs the active ones of a per-sample mask into fewer vectors.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import List, Optional
+
+import numpy as np
+
+from . import kernels
+from .nn import Flatten, Linear, ReLU, Sequential
+from .relu_prediction.activations import hidden_layers
+from .relu_prediction.predictors import Predictor, model_fingerprint
+
+KERNELS = ("numpy", "dense", "masked", "zeroskip", "combined")
+MODES = ("batched", "one_at_a_time")
+SPLITS = ("images", "outputs")
+
+
+@dataclasses.dataclass
+class PlanLayer:
+    """One Linear of the plan. hidden: its 1-based hidden-layer number (None for the logits)."""
+    w: np.ndarray
+    b: Optional[np.ndarray]
+    relu: bool
+    hidden: Optional[int]
+    mask: Optional[np.ndarray] = None          # shared uint8 (out,): the history predictor
+    lowrank: Optional[tuple] = None            # (u, v, margin): the per-sample predictor
+
+    @property
+    def shape(self):
+        return self.w.shape
+
+
+def _mlp_layers(model) -> List[tuple]:
+    """[(Linear, relu after it)] for a Sequential of Flatten / Linear / ReLU layers."""
+    if not isinstance(model, Sequential):
+        raise ValueError(f"compile expects a pyann.nn.Sequential MLP, got {type(model).__name__}")
+    seq = model.layers
+    out = []
+    for i, m in enumerate(seq):
+        if isinstance(m, Linear):
+            out.append((m, i + 1 < len(seq) and isinstance(seq[i + 1], ReLU)))
+        elif isinstance(m, ReLU):
+            if i == 0 or not isinstance(seq[i - 1], Linear):
+                raise ValueError(f"layer {i}: a ReLU must follow a Linear in a compiled MLP")
+        elif not (isinstance(m, Flatten) and i == 0):
+            raise ValueError(f"layer {i} ({type(m).__name__}) is not supported by infer.compile: "
+                             f"only Flatten (first), Linear and ReLU")
+    if not out:
+        raise ValueError("the model has no Linear layer")
+    return out
+
+
+class InferencePlan:
+    def __init__(self, layers: List[PlanLayer], kernel: str, mode: str, fingerprint: str,
+                 predictor: Optional[Predictor], permuted: bool, split: str = "images"):
+        self.layers, self.kernel, self.mode, self.split = layers, kernel, mode, split
+        self.fingerprint, self.predictor, self.permuted = fingerprint, predictor, permuted
+        self.in_features = layers[0].w.shape[0]
+        self.out_features = layers[-1].w.shape[1]
+        self.last_macs = 0
+        self.last_predictor_macs = 0
+        self.padded = 0   # zero columns added to the logits layer (see _pad_output)
+
+    # ---- description ------------------------------------------------------------------------
+    def dense_macs(self, n: int = 1) -> int:
+        """The unpadded model's dense multiply-adds for n samples."""
+        return int(n * (sum(l.w.shape[0] * l.w.shape[1] for l in self.layers) - self.layers[-1].w.shape[0] * self.padded))
+
+    def describe(self) -> str:
+        pred = self.predictor.describe() if self.predictor is not None and self.kernel in ("masked", "combined") else "none"
+        mode = self.mode if self.mode == "batched" else f"{self.mode}, split {self.split}"
+        return (f"InferencePlan({self.kernel}, {mode}, "
+                f"{'-'.join(str(l.w.shape[0]) for l in self.layers)}-{self.out_features}, predictor: {pred})")
+
+    __repr__ = describe
+
+    def check_model(self, model) -> None:
+        """ValueError unless this plan was compiled from `model` (same weights)."""
+        fp = model_fingerprint(model)
+        if fp != self.fingerprint:
+            raise ValueError(f"this plan was compiled for another model (fingerprint {self.fingerprint}, "
+                             f"given model {fp}); compile a plan for this model")
+
+    # ---- running -----------------------------------------------------------------------------
+    def _input(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim < 2:
+            raise ValueError(f"x must be a batch (n, ...) of inputs, got shape {x.shape}")
+        x = x.reshape(x.shape[0], -1)
+        if x.shape[1] != self.in_features:
+            raise ValueError(f"x has {x.shape[1]} features per sample, the plan expects {self.in_features}")
+        return np.ascontiguousarray(x, np.float32)
+
+    def run(self, x) -> np.ndarray:
+        """Logits (n, out_features) float32 for inputs x (n, ...)."""
+        return self.run_prepared(self._input(x))
+
+    def run_prepared(self, x: np.ndarray) -> np.ndarray:
+        """run() for an x that is already float32 C-contiguous (n, in_features): what is timed."""
+        y = self._run_one(x) if self.mode == "one_at_a_time" else self._run_batched(x)
+        return y[:, :self.out_features] if self.padded else y
+
+    def predict(self, x) -> np.ndarray:
+        return np.argmax(self.run(x), axis=1)
+
+    def accuracy(self, x, y) -> float:
+        return float(np.mean(self.predict(x) == np.asarray(y)))
+
+    def _lowrank_mask(self, l: PlanLayer, h: np.ndarray, zero_skip: bool):
+        u, v, margin = l.lowrank
+        z, m1 = kernels.relu_layer(h, u, None, None, zero_skip, relu=False, return_macs=True)
+        s, m2 = kernels.relu_layer(z, v, l.b, None, False, relu=False, return_macs=True)
+        return (s > -margin).view(np.uint8), m1 + m2
+
+    def _run_batched(self, x: np.ndarray) -> np.ndarray:
+        h = x
+        macs = pmacs = 0
+        k = self.kernel
+        for l in self.layers:
+            if k == "numpy":
+                y = h @ l.w
+                if l.b is not None:
+                    y += l.b
+                if l.relu:
+                    np.maximum(y, 0, out=y)
+                macs += h.shape[0] * l.w.size
+            elif k == "dense" or (k == "masked" and l.mask is None and l.lowrank is None):
+                y = kernels.dense(h, l.w, l.b, relu=l.relu)
+                macs += h.shape[0] * l.w.size
+            else:
+                zero_skip = k in ("zeroskip", "combined")
+                mask = None
+                if k != "zeroskip":
+                    mask = l.mask
+                    if l.lowrank is not None:
+                        pm, c = self._lowrank_mask(l, h, zero_skip)
+                        pmacs += c
+                        mask = pm if mask is None else (pm & mask)
+                y, c = kernels.relu_layer(h, l.w, l.b, mask, zero_skip, l.relu, return_macs=True)
+                macs += c
+            h = y
+        self.last_macs, self.last_predictor_macs = int(macs), int(pmacs)
+        return h
+
+    def _run_one(self, x: np.ndarray) -> np.ndarray:
+        k = self.kernel
+        if k == "numpy":
+            out = np.empty((x.shape[0], self.out_features), np.float32)
+            layers = [(l.w, l.b, l.relu) for l in self.layers]
+            for i in range(x.shape[0]):
+                h = x[i]
+                for w, b, relu in layers:
+                    h = h @ w
+                    if b is not None:
+                        h += b
+                    if relu:
+                        np.maximum(h, 0, out=h)
+                out[i] = h
+            self.last_macs, self.last_predictor_macs = self.dense_macs(x.shape[0]), 0
+            return out
+        use_pred = k in ("masked", "combined")
+        masks = [l.mask if use_pred else None for l in self.layers]
+        preds = [l.lowrank if use_pred else None for l in self.layers]
+        y, macs, pmacs = kernels.mlp_per_sample(
+            x, [l.w for l in self.layers], [l.b for l in self.layers],
+            masks if any(m is not None for m in masks) else None,
+            preds if any(p is not None for p in preds) else None,
+            zero_skip=k in ("zeroskip", "combined"), split_images=self.split == "images", return_macs=True)
+        self.last_macs, self.last_predictor_macs = macs, pmacs
+        return y
+
+
+def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode: str = "batched",
+            reorder: bool = True, split: str = "images") -> InferencePlan:
+    """Build an InferencePlan from a trained MLP (pyann.nn.Sequential of Flatten/Linear/ReLU).
+
+    plan: a kernel family in KERNELS, or an InferencePlan to rebuild for `model` (its kernel,
+      mode and predictor are reused; ValueError if it was compiled for another model).
+    predictor: a fitted relu_prediction predictor (HistoryPredictor, LowRankPredictor); required
+      for "masked", optional for "combined" (without it, combined = zeroskip). ValueError if it
+      was fitted on another model or names a hidden layer the model does not have.
+    mode: "batched" or "one_at_a_time"; split (one at a time): "images" or "outputs". reorder: sort hidden neurons by training firing rate
+      (exact; needs a fitted predictor).
+    """
+    if isinstance(plan, InferencePlan):
+        plan.check_model(model)
+        return compile(model, plan.kernel, plan.predictor if predictor is None else predictor,
+                       plan.mode, reorder=plan.permuted, split=plan.split)
+    if plan not in KERNELS:
+        raise ValueError(f"plan must be one of {KERNELS} or an InferencePlan, got {plan!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    linears = _mlp_layers(model)
+    if plan == "masked" and predictor is None:
+        raise ValueError("plan 'masked' needs a fitted predictor (e.g. HistoryPredictor(tau).fit(model, x_train))")
+    hidden = hidden_layers(model)
+    number = {id(lin): k for k, (_, lin) in enumerate(hidden, start=1)}
+    if predictor is not None:
+        predictor.check_model(model)
+        for k in predictor.layers:
+            if not 1 <= k <= len(hidden):
+                raise ValueError(f"predictor layer {k} does not exist: the model has hidden layers 1..{len(hidden)}")
+    layers = []
+    for lin, relu in linears:
+        w = np.ascontiguousarray(lin.weight.data, np.float32).copy()
+        b = None if lin.bias is None else np.ascontiguousarray(lin.bias.data, np.float32).copy()
+        k = number.get(id(lin)) if relu else None
+        pl = PlanLayer(w, b, relu, k)
+        if predictor is not None and k is not None and k in predictor.layers:
+            if predictor.kind == "shared":
+                pl.mask = predictor.mask(k)
+            else:
+                u, v = predictor.factors[k]
+                pl.lowrank = (u.copy(), v.copy(), predictor.margin_abs(k))
+        layers.append(pl)
+    permuted = bool(reorder and predictor is not None and predictor.rates is not None
+                    and plan not in ("numpy", "dense"))
+    if permuted:
+        _reorder(layers, predictor.rates)
+    result = InferencePlan(layers, plan, mode, model_fingerprint(model), predictor, permuted, split)
+    if plan not in ("numpy", "dense"):
+        _pad_output(result)
+    return result
+
+
+def _pad_output(plan: InferencePlan) -> None:
+    """The logits layer (10 wide for mlp5) gets zero columns up to a whole vector, so the C kernels
+    compute it with vector FMAs instead of their scalar edge loop; run() returns the first
+    out_features columns. The padded columns' multiply-adds are executed and counted."""
+    l = plan.layers[-1]
+    width = kernels.vector_width()
+    extra = -l.w.shape[1] % width
+    if not extra:
+        return
+    l.w = np.ascontiguousarray(np.pad(l.w, ((0, 0), (0, extra))))
+    if l.b is not None:
+        l.b = np.ascontiguousarray(np.pad(l.b, (0, extra)))
+    if l.mask is not None:
+        l.mask = np.ascontiguousarray(np.pad(l.mask, (0, extra)))
+    plan.padded = extra
+
+
+def _reorder(layers: List[PlanLayer], rates) -> None:
+    """Sort each hidden layer's neurons by decreasing firing rate (stable), in place. Exact."""
+    for i, l in enumerate(layers[:-1]):
+        if l.hidden is None:
+            continue
+        perm = np.argsort(-np.asarray(rates[l.hidden - 1]), kind="stable")
+        l.w = np.ascontiguousarray(l.w[:, perm])
+        if l.b is not None:
+            l.b = np.ascontiguousarray(l.b[perm])
+        if l.mask is not None:
+            l.mask = np.ascontiguousarray(l.mask[perm])
+        if l.lowrank is not None:
+            u, v, m = l.lowrank
+            l.lowrank = (u, np.ascontiguousarray(v[:, perm]), m)
+        nxt = layers[i + 1]
+        nxt.w = np.ascontiguousarray(nxt.w[perm, :])
+        if nxt.lowrank is not None:
+            u, v, m = nxt.lowrank
+            nxt.lowrank = (np.ascontiguousarray(u[perm, :]), v, m)

@@ -1,0 +1,196 @@
+"""Figures: one function per figure, each returning a matplotlib Figure.
+
+The figures are built as `matplotlib.figure.Figure` objects and rendered with the Agg (PNG)
+renderer, without pyplot: nothing here changes the global backend or keeps figures alive in a
+global registry, so the functions are safe in scripts, tests and notebooks alike. Inputs are plain
+lists and dicts (the sections of a study's results.json), so every figure can be redrawn from the
+JSON alone. `save_figure` writes a PNG atomically.
+
+ReLU-prediction study (paper 1):
+    plot_accuracy        test accuracy per epoch, the paper's Table 1 marked
+    plot_agreement       Figure 2: P(state at epoch e == state at epoch e-1) per layer, per dataset
+    plot_active_share    Table 3: share of active neurons per layer, paper's bars beside ours
+    plot_firing_rates    per-layer histograms of per-neuron firing rates (dead / rare / always on)
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .io import atomic_write
+
+PAPER_STYLE = dict(color="black", marker="x", linestyle="none", markersize=8, markeredgewidth=2)
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def save_figure(fig: Figure, path, dpi: int = 120) -> Path:
+    """Render `fig` as PNG into `path` atomically (temporary file, then rename)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    data = buf.getvalue()
+    return atomic_write(Path(path), lambda f: f.write(data))
+
+
+def _layer_colors(n: int):
+    from matplotlib import colormaps
+    cmap = colormaps["viridis"]
+    return [cmap(0.1 + 0.8 * i / max(n - 1, 1)) for i in range(n)]
+
+
+def plot_accuracy(epochs: Sequence[int], accuracy_pct: Sequence[float],
+                  paper: Optional[Mapping[int, float]] = None, title: str = "Test accuracy while training",
+                  label: str = "pyann") -> Figure:
+    """Test accuracy (%) per epoch as a line; the paper's Table 1 values (epoch -> %) as crosses."""
+    fig = _figure(6.4, 4.2)
+    ax = fig.add_subplot()
+    ax.plot(list(epochs), list(accuracy_pct), marker="o", markersize=3, label=label)
+    if paper:
+        ax.plot(list(paper), list(paper.values()), label="paper (Table 1)", **PAPER_STYLE)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.set_xticks(_epoch_ticks(epochs))
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    return fig
+
+
+def _epoch_ticks(epochs: Sequence[int]) -> list:
+    epochs = list(epochs)
+    if not epochs:
+        return []
+    step = 1 if len(epochs) <= 10 else 2 if len(epochs) <= 24 else 5
+    lo, hi = min(epochs), max(epochs)
+    return [e for e in range(lo, hi + 1) if (e - lo) % step == 0]
+
+
+def plot_agreement(curves: Mapping[str, Mapping], notes: Optional[Mapping[str, str]] = None,
+                   highlight: Sequence[int] = (), title: str = "Figure 2: activation-state predictability") -> Figure:
+    """Figure 2, one panel per dataset.
+
+    curves: {dataset label: {"epochs": [e, ...], "agreement_pct": [[% per epoch] per hidden layer]}}
+    where the % is the probability that a neuron's state (ReLU output > 0) at epoch e equals its
+    state at epoch e-1, averaged over probe samples and neurons. notes: {label: text} printed in
+    the panel (the paper gives Figure 2's shape in words, not numbers). highlight: 1-based layers
+    drawn thicker (the layers the paper predicts).
+    """
+    labels = list(curves)
+    if not labels:
+        raise ValueError("plot_agreement needs at least one dataset")
+    fig = _figure(5.6 * len(labels), 4.4)
+    axes = fig.subplots(1, len(labels), sharey=True, squeeze=False)[0]
+    lows = []
+    for ax, label in zip(axes, labels):
+        c = curves[label]
+        layers = c["agreement_pct"]
+        colors = _layer_colors(len(layers))
+        for k, (ys, color) in enumerate(zip(layers, colors), start=1):
+            thick = k in highlight
+            ax.plot(c["epochs"], ys, marker="o", markersize=3, color=color, linewidth=2.4 if thick else 1.4,
+                    label=f"hidden layer {k}" + (" (predicted in paper)" if thick else ""))
+            lows.append(min(ys) if len(ys) else 100.0)
+        ax.set_title(label)
+        ax.set_xlabel("epoch e (compared with epoch e-1)")
+        ax.set_xticks(_epoch_ticks(c["epochs"]))
+        ax.grid(True, alpha=0.3)
+        if notes and notes.get(label):
+            ax.text(0.02, 0.98, f"paper: {notes[label]}", transform=ax.transAxes, fontsize=8,
+                    style="italic", va="top")
+        ax.legend(loc="lower right", fontsize=8)
+    axes[0].set_ylabel("P(state at epoch e = state at epoch e−1) (%)")
+    low = min(lows) if lows else 0.0
+    axes[0].set_ylim(max(0.0, np.floor(low - 2.0)), 100.0)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_active_share(active_pct: Sequence[float], paper_pct: Optional[Sequence[float]] = None,
+                      by_epoch: Optional[Mapping] = None, set_label: str = "test set",
+                      title: str = "Table 3: share of active neurons per hidden layer") -> Figure:
+    """Active share per hidden layer as bars (ours, and the paper's beside them when given).
+
+    active_pct: % of (sample, neuron) states that are active, per hidden layer, final model.
+    by_epoch: optional {"epochs": [...], "active_pct": [[% per epoch] per layer]} drawn in a
+    second panel (the share on the probe set while training)."""
+    fig = _figure(10.5 if by_epoch else 6.0, 4.2)
+    axes = fig.subplots(1, 2 if by_epoch else 1, squeeze=False)[0]
+    ax = axes[0]
+    n = len(active_pct)
+    x = np.arange(1, n + 1)
+    width = 0.38 if paper_pct is not None else 0.6
+    off = width / 2 if paper_pct is not None else 0.0
+    bars = ax.bar(x - off, active_pct, width, label=f"pyann ({set_label})", color="tab:blue")
+    ax.bar_label(bars, fmt="%.1f", fontsize=8)
+    if paper_pct is not None:
+        pbars = ax.bar(x + off, paper_pct, width, label="paper (Table 3)", color="lightgray",
+                       edgecolor="black", hatch="//")
+        ax.bar_label(pbars, fmt="%.1f", fontsize=8)
+    ax.set_xticks(x, [f"{k}" for k in x])
+    ax.set_xlabel("hidden layer")
+    ax.set_ylabel("active neurons (%)")
+    top = max(list(active_pct) + list(paper_pct or [])) if n else 100.0
+    ax.set_ylim(0, min(100.0, top * 1.18 + 2))
+    ax.set_title("final model")
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    if by_epoch:
+        ax2 = axes[1]
+        for k, (ys, color) in enumerate(zip(by_epoch["active_pct"], _layer_colors(len(by_epoch["active_pct"]))), 1):
+            ax2.plot(by_epoch["epochs"], ys, marker="o", markersize=3, color=color, label=f"hidden layer {k}")
+        ax2.set_xlabel("epoch")
+        ax2.set_ylabel("active neurons on probe set (%)")
+        ax2.set_xticks(_epoch_ticks(by_epoch["epochs"]))
+        ax2.set_title("while training (probe set)")
+        ax2.grid(True, alpha=0.3)
+        ax2.legend(fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_firing_rates(summaries: Mapping[str, Sequence[Mapping]],
+                      title: str = "Per-neuron firing rates") -> Figure:
+    """One panel per hidden layer: histogram of the share of inputs that activate each neuron.
+
+    summaries: {set label (e.g. "train", "test"): [summary per hidden layer]}, each summary a
+    dict from `pyann.relu_prediction.recorder.firing_rate_summary` (hist_counts, hist_edges,
+    dead, rare, always, rare_below, always_above, neurons). The legend gives each set's counts
+    of dead (never on), rarely on and always on neurons."""
+    sets = list(summaries)
+    if not sets:
+        raise ValueError("plot_firing_rates needs at least one set of summaries")
+    n_layers = len(summaries[sets[0]])
+    cols = 2 if n_layers > 1 else 1
+    rows = (n_layers + cols - 1) // cols
+    fig = _figure(5.2 * cols, 3.4 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
+    for k in range(n_layers):
+        ax = axes[k]
+        for s, color in zip(sets, colors):
+            summ = summaries[s][k]
+            edges = 100.0 * np.asarray(summ["hist_edges"])
+            ax.stairs(summ["hist_counts"], edges, color=color, linewidth=1.6,
+                      label=f"{s}: {summ['dead']} dead, {summ['rare']} rare, {summ['always']} always on")
+        summ0 = summaries[sets[0]][k]
+        ax.axvline(100 * summ0["rare_below"], color="gray", linestyle=":", linewidth=1)
+        ax.axvline(100 * summ0["always_above"], color="gray", linestyle=":", linewidth=1)
+        ax.set_title(f"hidden layer {k + 1} ({summ0['neurons']} neurons)")
+        ax.set_xlabel("firing rate: inputs that activate the neuron (%)")
+        ax.set_ylabel("neurons (symlog scale)")
+        ax.set_yscale("symlog", linthresh=1, linscale=0.4)
+        ax.set_ylim(0, summ0["neurons"] * 1.8)
+        ax.set_xlim(0, 100)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="upper center")
+    for ax in axes[n_layers:]:
+        ax.set_visible(False)
+    fig.suptitle(f"{title} (dotted lines: rarely-on < {100 * summ0['rare_below']:g} %, "
+                 f"always-on > {100 * summ0['always_above']:g} %)")
+    return fig

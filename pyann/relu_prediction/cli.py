@@ -1,0 +1,86 @@
+"""`python -m pyann relu-study`: the ReLU-prediction activation study from the shell.
+
+    python -m pyann relu-study --dataset mnist --epochs 20 --out runs/relu-study-mnist
+    python -m pyann relu-study --dataset all --epochs 20 --out 'runs/relu-study-{dataset}'
+        (mnist and fashion-mnist, then both side by side in runs/relu-study-both)
+
+`add_relu_study_parser(subparsers)` adds the subcommand to pyann's argparse subcommands and
+sets `func=cmd_relu_study`, which returns the exit code.
+"""
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_OUT = "runs/relu-study-{dataset}"
+DATASETS = ("mnist", "fashion-mnist")
+
+
+def _out(args, dataset: str) -> str:
+    pattern = args.out or DEFAULT_OUT
+    if "{dataset}" not in pattern and args.dataset == "all":
+        pattern = pattern.rstrip("/") + "/{dataset}"
+    return pattern.format(dataset=dataset)
+
+
+def cmd_relu_study(args) -> int:
+    """Run the study for one dataset, or for both (`--dataset all`) plus the side-by-side folder."""
+    from . import study
+    if args.dataset != "all":
+        _run_one(args, args.dataset)
+        return 0
+    folders = []
+    for ds in DATASETS:
+        _run_one(args, ds)
+        folders.append(_out(args, ds))
+    both = _out(args, "both")
+    study.combine_studies(folders, both)
+    print(f"wrote the side-by-side report (Table 1, Figure 2 for both datasets, Table 3) to {both}/")
+    return 0
+
+
+def _run_one(args, dataset: str) -> dict:
+    from . import study
+    out = _out(args, dataset)
+    results = study.run_study(dataset, epochs=args.epochs, seed=args.seed, out_dir=out, probe=args.probe,
+                              probe_size=None if args.probe_size == 0 else args.probe_size, root=args.data_root,
+                              batch_size=args.batch_size, lr=args.lr, save_states=not args.no_states,
+                              sweep=not args.no_sweep)
+    t1, t3 = results["table1"], results["table3"]
+    print("\nTable 1, test accuracy (%): " + ", ".join(
+        f"epoch {e}: {a:.2f}" + (f" (paper {p:.2f})" if p is not None else "")
+        for e, a, p in zip(t1["epochs"], t1["accuracy_pct"], t1["paper_pct"] or [None] * len(t1["epochs"]))))
+    print("Table 3, active neurons on the test set (%): " + ", ".join(
+        f"layer {k}: {a:.2f}" + (f" (paper {p:.2f})" if p is not None else "")
+        for k, (a, p) in enumerate(zip(t3["active_pct"], t3["paper_pct"] or [None] * len(t3["active_pct"])), 1)))
+    f2 = results["figure2"]
+    if f2["epochs"]:
+        print(f"Figure 2, P(state_e = state_(e-1)) at epoch {f2['epochs'][-1]} (%): " + ", ".join(
+            f"layer {k}: {layer[-1]:.2f}" for k, layer in enumerate(f2["agreement_pct"], 1)))
+    print(f"wrote {', '.join(results['files'].values())} to {out}/")
+    return results
+
+
+def add_relu_study_parser(subparsers) -> argparse.ArgumentParser:
+    """Add `relu-study` to an argparse subparsers object; returns its parser."""
+    p = subparsers.add_parser(
+        "relu-study", help="ReLU-prediction activation study: Table 1, Figure 2, Table 3, firing rates",
+        description="Train mlp5 with the project recipe, record every hidden layer's activation states on a "
+                    "fixed probe set after each epoch, and write results.json, report.md (paper's numbers side "
+                    "by side) and PNG figures.")
+    p.add_argument("--dataset", default="mnist", choices=[*DATASETS, "all"],
+                   help="'all': both datasets, each in its own folder, then side by side in the folder "
+                        "--out names with {dataset}=both")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=DEFAULT_OUT,
+                   help="output folder; '{dataset}' is replaced by the dataset name (default %(default)s)")
+    p.add_argument("--probe", default="test", choices=["test", "train"],
+                   help="set the probe images are drawn from (default %(default)s: unseen images, as at inference)")
+    p.add_argument("--probe-size", type=int, default=2000, help="probe images, 0 = the whole set (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate of the cosine schedule")
+    p.add_argument("--data-root", default=None, help="dataset folder (default: $PYANN_DATA, cache, ...)")
+    p.add_argument("--no-states", action="store_true", help="do not write states.npz (the packed per-epoch states)")
+    p.add_argument("--no-sweep", action="store_true", help="skip the predictor sweep even if it is available")
+    p.set_defaults(func=cmd_relu_study)
+    return p

@@ -1,0 +1,97 @@
+"""pyann.infer: compiled plans agree with the model in every kernel family and mode."""
+import numpy as np
+import pytest
+
+from pyann import infer
+from pyann.nn import zoo
+from pyann.relu_prediction import HistoryPredictor, LowRankPredictor
+
+
+@pytest.fixture
+def small():
+    model = zoo.mlp([30, 40, 33, 20, 24, 7], rng=3)
+    rng = np.random.default_rng(0)
+    x = rng.random((120, 1, 5, 6), dtype=np.float32)
+    x[x < 0.5] = 0
+    return model.eval(), x
+
+
+@pytest.mark.parametrize("mode", infer.MODES)
+@pytest.mark.parametrize("kernel", ["numpy", "dense", "zeroskip", "combined"])
+def test_exact_plans_match_model(small, kernel, mode):
+    model, x = small
+    plan = infer.compile(model, kernel, mode=mode)
+    np.testing.assert_allclose(plan.run(x), model.forward(x), rtol=1e-4, atol=1e-4)
+    dense = plan.dense_macs(len(x))
+    assert (plan.last_macs == dense) == (kernel in ("numpy", "dense"))
+
+
+@pytest.mark.parametrize("mode", infer.MODES)
+@pytest.mark.parametrize("make", [lambda m, x: HistoryPredictor(0.4, (2, 3)).fit(m, x),
+                                  lambda m, x: LowRankPredictor(4, 0.5, (2, 3)).fit(m, x)])
+def test_predicted_plans_match_reference(small, mode, make):
+    model, x = small
+    pred = make(model, x.reshape(len(x), -1))
+    # reference: the model layer by layer, predicted-inactive neurons zeroed
+    h = x.reshape(len(x), -1)
+    lin = [l for l in model.layers if hasattr(l, "weight")]
+    for k, l in enumerate(lin, start=1):
+        a = h @ l.weight.data + l.bias.data
+        if k < len(lin):
+            a = np.maximum(a, 0)
+            if k in pred.layers:
+                a = np.where(pred.predict_active(k, h, l.bias.data), a, 0)
+        h = a
+    for kernel in ("masked", "combined"):
+        for reorder in (True, False):
+            plan = infer.compile(model, kernel, pred, mode=mode, reorder=reorder)
+            np.testing.assert_allclose(plan.run(x), h, rtol=1e-4, atol=1e-4)
+            off = pred.copy(tau=0.0) if isinstance(pred, HistoryPredictor) else pred.copy(margin=1e9)
+            base = infer.compile(model, kernel, off, mode=mode, reorder=reorder)
+            base.run(x)
+            assert plan.last_macs <= base.last_macs
+            assert (plan.last_predictor_macs > 0) == isinstance(pred, LowRankPredictor)
+    b = infer.compile(model, "combined", pred, mode="batched")
+    for split in infer.SPLITS:
+        o = infer.compile(model, "combined", pred, mode="one_at_a_time", split=split)
+        np.testing.assert_allclose(b.run(x), o.run(x), rtol=1e-5, atol=1e-5)
+        assert (b.last_macs, b.last_predictor_macs) == (o.last_macs, o.last_predictor_macs)
+
+
+def test_single_image_and_zero_image(small):
+    model, x = small
+    for mode in infer.MODES:
+        plan = infer.compile(model, "combined", HistoryPredictor(0.3, (3,)).fit(model, x), mode=mode)
+        assert plan.run(x[:1]).shape == (1, 7)
+        z = np.zeros_like(x[:3])
+        np.testing.assert_allclose(infer.compile(model, "zeroskip", mode=mode).run(z), model.forward(z), atol=1e-5)
+
+
+def test_errors(small):
+    model, x = small
+    other = zoo.mlp([30, 40, 33, 20, 24, 7], rng=9)
+    pred = HistoryPredictor(0.5, (3, 4)).fit(model, x)
+    plan = infer.compile(model, "masked", pred)
+    with pytest.raises(ValueError, match="compiled for another model"):
+        infer.compile(other, plan)
+    with pytest.raises(ValueError, match="compiled for another model"):
+        plan.check_model(other)
+    assert infer.compile(model, plan).kernel == "masked"
+    with pytest.raises(ValueError, match="fitted on another model"):
+        infer.compile(other, "masked", pred)
+    with pytest.raises(ValueError, match="hidden layer 5 does not exist"):
+        HistoryPredictor(0.5, (5,)).fit(model, x)
+    bad = HistoryPredictor(0.5, (3,)).fit(model, x)
+    bad.layers = (6,)
+    with pytest.raises(ValueError, match="layer 6 does not exist"):
+        infer.compile(model, "masked", bad)
+    with pytest.raises(ValueError, match="needs a fitted predictor"):
+        infer.compile(model, "masked")
+    with pytest.raises(ValueError, match="plan must be one of"):
+        infer.compile(model, "sparse")
+    with pytest.raises(ValueError, match="split must be one of"):
+        infer.compile(model, "dense", mode="one_at_a_time", split="layers")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        infer.compile(model, "dense", mode="streaming")
+    with pytest.raises(ValueError, match="features per sample"):
+        infer.compile(model, "dense").run(np.zeros((2, 29), np.float32))

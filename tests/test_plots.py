@@ -1,0 +1,73 @@
+"""Each figure function returns a Figure with the expected axes and lines; save_figure writes PNG."""
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from pyann import plots
+from pyann.relu_prediction.recorder import firing_rate_summary
+
+
+def _curves(layers=4, epochs=5, base=90.0):
+    return {"epochs": list(range(2, epochs + 1)),
+            "agreement_pct": [[base + k + 0.5 * i for i in range(epochs - 1)] for k in range(layers)]}
+
+
+def test_plot_accuracy_marks_the_paper():
+    fig = plots.plot_accuracy(range(1, 21), np.linspace(90, 98, 20), paper={4: 94.96, 8: 95.47, 20: 98.41})
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    assert len(ax.lines) == 2
+    assert list(ax.lines[1].get_xdata()) == [4, 8, 20]
+    assert "accuracy" in ax.get_ylabel() and "%" in ax.get_ylabel() and ax.get_xlabel() == "epoch"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["pyann", "paper (Table 1)"]
+    assert len(plots.plot_accuracy([1, 2], [50, 60]).axes[0].lines) == 1   # no paper row
+
+
+def test_plot_agreement_one_panel_per_dataset_one_line_per_layer():
+    fig = plots.plot_agreement({"MNIST": _curves(), "Fashion-MNIST": _curves(base=80)},
+                               notes={"MNIST": "higher in deeper layers"}, highlight=(3, 4))
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    for ax, title in zip(fig.axes, ["MNIST", "Fashion-MNIST"]):
+        assert ax.get_title() == title
+        assert len(ax.lines) == 4
+        assert list(ax.lines[0].get_xdata()) == [2, 3, 4, 5]
+        assert "epoch" in ax.get_xlabel()
+    assert "(%)" in fig.axes[0].get_ylabel()
+    assert fig.axes[0].lines[2].get_linewidth() > fig.axes[0].lines[0].get_linewidth()
+    assert any("paper:" in t.get_text() for t in fig.axes[0].texts)
+    with pytest.raises(ValueError):
+        plots.plot_agreement({})
+
+
+def test_plot_active_share_bars_with_paper_and_epoch_panel():
+    by_epoch = {"epochs": [1, 2, 3], "active_pct": [[60, 55, 50], [40, 38, 35], [20, 18, 15], [12, 11, 10]]}
+    fig = plots.plot_active_share([50.0, 35.0, 15.0, 10.0], [67.31, 44.73, 15.78, 10.21], by_epoch=by_epoch)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    bars, lines = fig.axes
+    assert len(bars.patches) == 8                          # 4 ours + 4 paper
+    assert bars.patches[4].get_height() == pytest.approx(67.31)
+    assert "(%)" in bars.get_ylabel() and bars.get_xlabel() == "hidden layer"
+    assert len(lines.lines) == 4
+    fig1 = plots.plot_active_share([50.0, 35.0])
+    assert len(fig1.axes) == 1 and len(fig1.axes[0].patches) == 2
+
+
+def test_plot_firing_rates_one_panel_per_layer():
+    rng = np.random.default_rng(0)
+    summ = {s: [firing_rate_summary(rng.random(64) ** 3) for _ in range(3)] for s in ("train", "test")}
+    fig = plots.plot_firing_rates(summ)
+    assert isinstance(fig, Figure)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 3                               # 2x2 grid, the fourth hidden
+    for ax in visible:
+        assert len(ax.patches) == 2                        # one histogram (stairs) per set
+        assert "%" in ax.get_xlabel() and ax.get_ylabel().startswith("neurons")
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert labels[0].startswith("train:") and "dead" in labels[0]
+
+
+def test_save_figure_writes_png_atomically(tmp_path):
+    fig = plots.plot_accuracy([1, 2, 3], [80, 85, 90])
+    path = plots.save_figure(fig, tmp_path / "sub" / "acc.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in path.parent.iterdir()] == ["acc.png"]
