@@ -54,3 +54,26 @@ def build(name: str, **kwargs):
     except KeyError:
         raise ValueError(f"unknown model {name!r}; the zoo has {sorted(MODELS)}") from None
     return factory(**kwargs)
+
+
+# ---- convolutional models (issue 4) -------------------------------------------------------------
+from .conv_layers import Conv2d, MaxPool2d  # noqa: E402  (appended section, kept self-contained)
+from .wrn import WideResNet  # noqa: E402
+
+
+@register("cnn3")
+def cnn3(rng=None, in_channels: int = 1, input_size: int = 28, classes: int = 10) -> Sequential:
+    """Connection-pruning paper CNN: conv3x3x32 (same) - ReLU - maxpool2 - conv3x3x64 (same) -
+    ReLU - maxpool2 - flatten - linear 3136 -> 10 (for 28x28 inputs)."""
+    rng = init.as_generator(rng)
+    flat = 64 * (input_size // 4) ** 2
+    return Sequential(Conv2d(in_channels, 32, 3, 1, 1, rng=rng), ReLU(), MaxPool2d(2),
+                      Conv2d(32, 64, 3, 1, 1, rng=rng), ReLU(), MaxPool2d(2),
+                      Flatten(), Linear(flat, classes, init_name="glorot_uniform", rng=rng))
+
+
+@register("wrn")
+def wrn(depth: int = 16, width: int = 2, dropout: float = 0.0, rng=None, classes: int = 10,
+        in_channels: int = 3, input_size: int = 32) -> WideResNet:
+    """Pre-activation WideResNet-depth-width (operation-substitution paper); see pyann.nn.wrn."""
+    return WideResNet(depth, width, dropout, classes, in_channels, input_size, rng=rng)

@@ -1,5 +1,5 @@
 """2-D convolution (NCHW, cross-correlation as in every framework), with stride, zero padding,
-dilation and groups. Depthwise (groups == C == F) and 1x1 are special cases with their own paths.
+dilation and groups. Depthwise (groups == C == F) has its own path; 1x1 is the general path.
 
     y[n, f, i, j] = b[f] + sum_{c, u, v} w[f, c, u, v] * xp[n, g(f) * C_g + c, s*i + d*u, s*j + d*v]
 
@@ -7,9 +7,11 @@ where xp is x zero-padded by p on each side, C_g = C / groups input channels per
 group of output channel f, and Ho = (H + 2p - d(KH - 1) - 1) // s + 1 (Wo alike).
 
 General path: im2col through sliding_window_view (a strided view, then one copy into a
-(N, groups, C_g*KH*KW, Ho*Wo) column buffer) and one batched GEMM per group. The backward pass
-never uses np.add.at: dW is a GEMM with the cached columns, dcols a GEMM with W, and col2im adds
-KH*KW strided slices (each slice is a plain vectorised add; windows overlap only across slices).
+channel-major (C*KH*KW, N*Ho*Wo) column buffer) and one GEMM per group for the whole batch. The
+backward pass never uses np.add.at: dW is a GEMM with the cached columns; dx is a transposed
+convolution (im2col of the padded dy + GEMM with the flipped kernel) for stride 1, and otherwise
+W^T @ dY followed by col2im, which adds KH*KW strided slices (each a plain vectorised add; taps
+overlap only across iterations).
 """
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -59,37 +61,44 @@ def _window(xp, u, v, ho, wo, s, d):
     return xp[:, :, d * u:d * u + s * (ho - 1) + 1:s, d * v:d * v + s * (wo - 1) + 1:s]
 
 
-def im2col(xp, kh, kw, ho, wo, s, d, out=None):
-    """xp (N, C, Hp, Wp) -> columns (N, C, KH, KW, Ho, Wo), a C-contiguous copy.
+def im2col(xp, kh, kw, ho, wo, s, d, out=None, channel_major=False):
+    """xp (N, C, Hp, Wp) -> columns (C, KH, KW, N, Ho, Wo), a C-contiguous copy.
+    channel_major: xp is (C, N, Hp, Wp) instead (the layout the backward pass has dy in).
 
-    The window view is (N, C, Ho, Wo, KH, KW); transposing it so that Wo is innermost makes the
-    copy run over contiguous rows of xp instead of 3-element kernel rows.
+    Channel-major so that the whole batch is one GEMM operand (C*KH*KW, N*Ho*Wo): one large
+    GEMM runs far closer to BLAS peak than N small ones. Wo stays innermost, so the copy reads
+    rows of xp rather than 3-element kernel rows.
     """
     win = sliding_window_view(xp, (d * (kh - 1) + 1, d * (kw - 1) + 1), axis=(2, 3))
-    win = win[:, :, ::s, ::s, ::d, ::d][:, :, :ho, :wo]
-    win = win.transpose(0, 1, 4, 5, 2, 3)
+    win = win[:, :, ::s, ::s, ::d, ::d][:, :, :ho, :wo]       # (N, C, Ho, Wo, KH, KW) view
+    win = win.transpose((0, 4, 5, 1, 2, 3) if channel_major else (1, 4, 5, 0, 2, 3))
     if out is None:
         return np.ascontiguousarray(win)
     np.copyto(out, win)
     return out
 
 
-def col2im(dcols, x_shape, p, s, d, out=None):
-    """dcols (N, C, KH, KW, Ho, Wo) -> dx (N, C, H, W): adds each tap's slice back in place."""
-    n, c, kh, kw, ho, wo = dcols.shape
+def col2im(dcols, x_shape, p, s, d):
+    """dcols (C, KH, KW, N, Ho, Wo) -> dx (N, C, H, W).
+
+    Adds each kernel tap's (C, N, Ho, Wo) block into a channel-major padded buffer (contiguous
+    source, strided destination; taps overlap only across iterations, so no np.add.at), then
+    one transposing copy back to NCHW.
+    """
+    c, kh, kw, n, ho, wo = dcols.shape
     h, w = x_shape[2:]
-    dxp = np.zeros((n, c, h + 2 * p, w + 2 * p), dcols.dtype) if out is None else out
-    if out is not None:
-        dxp.fill(0)
+    dxp = np.zeros((c, n, h + 2 * p, w + 2 * p), dcols.dtype)
     for u in range(kh):
         for v in range(kw):
-            _window(dxp, u, v, ho, wo, s, d)[...] += dcols[:, :, u, v]
-    return dxp[:, :, p:p + h, p:p + w] if p else dxp
+            _window(dxp, u, v, ho, wo, s, d)[...] += dcols[:, u, v]
+    return np.ascontiguousarray(dxp[:, :, p:p + h, p:p + w].transpose(1, 0, 2, 3))
 
 
 def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, workspace=None):
     """x (N, C, H, W), w (F, C/groups, KH, KW), b (F,) or None -> y (N, F, Ho, Wo), cache.
 
+    One GEMM per group: (F_g, C_g*KH*KW) @ (C_g*KH*KW, N*Ho*Wo). A 1x1 convolution is the same
+    path with a trivial window (the "columns" are a transposed copy of x).
     workspace: optional dict a layer keeps between calls; the column buffer is reused from it
     when the shapes match, which saves allocating (and page-faulting) a large array every step.
     """
@@ -99,23 +108,16 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, work
     meta = (x.shape, stride, padding, dilation, groups)
     if groups == c and f == c:
         return _depthwise_forward(x, w, b, ho, wo, meta)
-    if kh == kw == 1 and padding == 0 and groups == 1:
-        # 1x1: no columns, a strided view is already the (N, C, Ho*Wo) matrix stack
-        xs = np.ascontiguousarray(x[:, :, ::stride, ::stride]).reshape(n, c, ho * wo)
-        y = np.matmul(w.reshape(f, c), xs)
-        cols = xs
-    else:
-        shape = (n, c, kh, kw, ho, wo)
-        buf = None if workspace is None else workspace.get("cols")
-        if buf is None or buf.shape != shape or buf.dtype != x.dtype:
-            buf = np.empty(shape, x.dtype)
-            if workspace is not None:
-                workspace["cols"] = buf
-        cols = im2col(_pad(x, padding), kh, kw, ho, wo, stride, dilation, out=buf)
-        cols = cols.reshape(n, groups, cg * kh * kw, ho * wo)
-        # one BLAS GEMM per (sample, group): (F_g, C_g*KH*KW) @ (C_g*KH*KW, Ho*Wo)
-        y = np.matmul(w.reshape(groups, f // groups, cg * kh * kw), cols)
-    y = y.reshape(n, f, ho, wo)
+    shape = (c, kh, kw, n, ho, wo)
+    buf = None if workspace is None else workspace.get("cols")
+    if buf is None or buf.shape != shape or buf.dtype != x.dtype:
+        buf = np.empty(shape, x.dtype)
+        if workspace is not None:
+            workspace["cols"] = buf
+    cols = im2col(_pad(x, padding), kh, kw, ho, wo, stride, dilation, out=buf)
+    cols = cols.reshape(groups, cg * kh * kw, n * ho * wo)
+    y = np.matmul(w.reshape(groups, f // groups, cg * kh * kw), cols)   # (groups, F_g, N*Ho*Wo)
+    y = np.ascontiguousarray(y.reshape(f, n, ho, wo).transpose(1, 0, 2, 3))
     if b is not None:
         y += b.reshape(1, f, 1, 1)
     return y, ("gemm", cols, w, b is not None, meta)
@@ -124,7 +126,11 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, work
 def conv2d_backward(dy, cache):
     """dy (N, F, Ho, Wo) -> dx (N, C, H, W), dw (F, C/groups, KH, KW), db (F,) or None.
 
-    dw = sum_n dy_n @ cols_n^T, dcols = W^T @ dy_n, dx = col2im(dcols), db = sum_{n,i,j} dy.
+    With dY = dy as (F, N*Ho*Wo) per group: dW = dY @ cols^T, db = sum_{n,i,j} dy, and
+        stride 1, F <= C: dx = conv(dy padded by K-1-p, W flipped and transposed), one more
+                  im2col + GEMM, written into the forward's column buffer (now consumed);
+        otherwise: dcols = W^T @ dY, dx = col2im(dcols).
+    The cache's column buffer may be overwritten: call backward once per forward.
     """
     kind, cols, w, has_bias, meta = cache
     if kind == "depthwise":
@@ -132,21 +138,30 @@ def conv2d_backward(dy, cache):
     x_shape, s, p, d, groups = meta
     n, c, h, wd = x_shape
     f, cg, kh, kw = w.shape
+    fg = f // groups
     ho, wo = dy.shape[2:]
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None
-    if cols.ndim == 3:  # 1x1 path
-        dy2 = dy.reshape(n, f, ho * wo)
-        dw = np.matmul(dy2, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
-        dxs = np.matmul(w.reshape(f, c).T, dy2).reshape(n, c, ho, wo)
-        if s == 1:
-            return dxs, dw, db
-        dx = np.zeros(x_shape, dy.dtype)
-        dx[:, :, ::s, ::s] = dxs
-        return dx, dw, db
-    dyg = dy.reshape(n, groups, f // groups, ho * wo)
-    wg = w.reshape(groups, f // groups, cg * kh * kw)
-    dw = np.matmul(dyg, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w.shape)
-    dcols = np.matmul(wg.transpose(0, 2, 1), dyg).reshape(n, c, kh, kw, ho, wo)
+    dyt = np.ascontiguousarray(dy.transpose(1, 0, 2, 3))                # (F, N, Ho, Wo)
+    dyg = dyt.reshape(groups, fg, n * ho * wo)
+    # The inner axis N*Ho*Wo is huge and the output tiny. OpenBLAS (0.3.x, 2 threads) can be
+    # 10-500x slower when such an output is wider than tall, so orient it tall.
+    k = cg * kh * kw
+    if k >= fg:
+        dw = np.matmul(cols, dyg.transpose(0, 2, 1)).transpose(0, 2, 1).reshape(w.shape)
+    else:
+        dw = np.matmul(dyg, cols.transpose(0, 2, 1)).reshape(w.shape)
+    q = kh - 1 - p
+    if s == 1 and d == 1 and kh == kw and 0 <= q and f <= c:
+        # transposed convolution (its columns have F rows per tap, col2im's C: pick the smaller): dx[c] = sum_{f,u,v} dyp[f, i + u, j + v] w[f, c, K-1-u, K-1-v]
+        need = f * kh * kw * n * h * wd
+        buf = cols.reshape(-1)[:need].reshape(f, kh, kw, n, h, wd) if cols.size >= need else None
+        dcols = im2col(_pad(dyt, q), kh, kw, h, wd, 1, 1, out=buf, channel_major=True)
+        wt = w[:, :, ::-1, ::-1].reshape(groups, fg, cg, kh * kw).transpose(0, 2, 1, 3)
+        wt = wt.reshape(groups, cg, fg * kh * kw)
+        dxt = np.matmul(wt, dcols.reshape(groups, fg * kh * kw, n * h * wd))  # (groups, C_g, N*H*W)
+        return np.ascontiguousarray(dxt.reshape(c, n, h, wd).transpose(1, 0, 2, 3)), dw, db
+    wg = w.reshape(groups, fg, cg * kh * kw)
+    dcols = np.matmul(wg.transpose(0, 2, 1), dyg).reshape(c, kh, kw, n, ho, wo)
     return col2im(dcols, x_shape, p, s, d), dw, db
 
 
