@@ -79,6 +79,16 @@ def check_output(name: str, out, shape: tuple) -> np.ndarray:
     return out
 
 
+def output_buffer(out, shape: tuple, **inputs) -> np.ndarray:
+    """A new float32 array of `shape`, or the caller's `out` after checking it fits and does not
+    alias any of `inputs`."""
+    if out is None:
+        return np.empty(shape, np.float32)
+    check_output("out", out, shape)
+    _no_overlap(out, **inputs)
+    return out
+
+
 def _no_overlap(out: np.ndarray, **inputs: np.ndarray) -> None:
     # The kernels read inputs while writing outputs; an aliased output would corrupt the result.
     for name, a in inputs.items():
@@ -128,11 +138,7 @@ def dense(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, relu: bool 
     Returns y (n, out) float32 (written into `out` when given)."""
     n_in, n_out = _dense_args(x, w, b, 2)
     n = x.shape[0]
-    if out is None:
-        out = np.empty((n, n_out), np.float32)
-    else:
-        check_output("out", out, (n, n_out))
-        _no_overlap(out, x=x, w=w, b=b)
+    out = output_buffer(out, (n, n_out), x=x, w=w, b=b)
     _call(_lib().pyann_dense_batched, _ptr(x), _ptr(w), _ptr(b), _ptr(out), n, n_in, n_out, int(bool(relu)))
     return out
 
@@ -141,11 +147,7 @@ def dense_gemv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, relu: 
                out: np.ndarray | None = None) -> np.ndarray:
     """One-sample dense layer (GEMV) in C. x (in,), w (in, out), b (out,) or None -> y (out,)."""
     n_in, n_out = _dense_args(x, w, b, 1)
-    if out is None:
-        out = np.empty(n_out, np.float32)
-    else:
-        check_output("out", out, (n_out,))
-        _no_overlap(out, x=x, w=w, b=b)
+    out = output_buffer(out, (n_out,), x=x, w=w, b=b)
     _call(_lib().pyann_dense_gemv, _ptr(x), _ptr(w), _ptr(b), _ptr(out), n_in, n_out, int(bool(relu)))
     return out
 
@@ -156,11 +158,7 @@ def dense_per_sample(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, 
     Same result as `dense`; it measures the one-sample-at-a-time setting."""
     n_in, n_out = _dense_args(x, w, b, 2)
     n = x.shape[0]
-    if out is None:
-        out = np.empty((n, n_out), np.float32)
-    else:
-        check_output("out", out, (n, n_out))
-        _no_overlap(out, x=x, w=w, b=b)
+    out = output_buffer(out, (n, n_out), x=x, w=w, b=b)
     _call(_lib().pyann_dense_per_sample, _ptr(x), _ptr(w), _ptr(b), _ptr(out), n, n_in, n_out, int(bool(relu)))
     return out
 
@@ -250,11 +248,7 @@ def relu_layer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, mask: 
     mode = 0
     if mask is not None:
         mask, mode = check_mask("mask", mask, n, n_out)
-    if out is None:
-        out = np.empty((n, n_out), np.float32)
-    else:
-        check_output("out", out, (n, n_out))
-        _no_overlap(out, x=x, w=w, b=b)
+    out = output_buffer(out, (n, n_out), x=x, w=w, b=b)
     counter = _ext.ffi.new("int64_t *", 0) if return_macs else _ext.ffi.NULL
     _call(_lib().pyann_relu_layer, _ptr(x), _ptr(w), _ptr(b), _ptr(out), n, n_in, n_out,
           _ptr(mask), mode, int(bool(zero_skip)), int(bool(relu)), int(bool(one_at_a_time)), counter)
@@ -355,11 +349,7 @@ def mlp_per_sample(x: np.ndarray, weights, biases, masks=None, predictors=None, 
             keep.extend((u, v))
             c_pu[l], c_pv[l] = _ptr(u), _ptr(v)
             c_ranks[l], c_margins[l] = r, float(margin)
-    if out is None:
-        out = np.empty((n, sizes[-1]), np.float32)
-    else:
-        check_output("out", out, (n, sizes[-1]))
-        _no_overlap(out, x=x)
+    out = output_buffer(out, (n, sizes[-1]), x=x)
     c_ws = _ext.ffi.new("float *[]", [_ptr(w) for w in weights])
     c_bs = _ext.ffi.new("float *[]", [_ptr(b) for b in biases])
     c_sizes = _ext.ffi.new("int64_t[]", sizes)

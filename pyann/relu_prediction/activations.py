@@ -62,6 +62,29 @@ def check_layers(model, layers: Optional[Iterable[int]]) -> Tuple[int, ...]:
     return tuple(sorted(result))
 
 
+def _relu_outputs(model, x: np.ndarray, chosen: Tuple[int, ...], batch_size: int):
+    """Run `model` in eval mode over x in batches; yield (start row, slot, ReLU output) for each
+    chosen hidden layer (slot = its position in `chosen`), stopping after the last one needed.
+    The model's training flag is restored afterwards."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    seq = _sequence(model)
+    hidden = hidden_layers(model)
+    slot_of_relu = {hidden[k - 1][0] + 1: slot for slot, k in enumerate(chosen)}  # ReLU index -> slot
+    last = max(slot_of_relu)
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, x.shape[0], batch_size):
+            h = x[start:start + batch_size].astype(np.float32, copy=False)
+            for i, m in enumerate(seq[:last + 1]):
+                h = m.forward(h)
+                if i in slot_of_relu:
+                    yield start, slot_of_relu[i], h
+    finally:
+        model.train(was_training)
+
+
 def hidden_states(model, x: np.ndarray, batch_size: int = 1000,
                   layers: Optional[Sequence[int]] = None) -> List[np.ndarray]:
     """Boolean states (ReLU output > 0) of the hidden layers for inputs x, in eval mode.
@@ -70,26 +93,11 @@ def hidden_states(model, x: np.ndarray, batch_size: int = 1000,
     (all hidden layers, or the 1-based `layers` asked for, in increasing order). The model's
     training flag is restored afterwards."""
     chosen = check_layers(model, layers)
-    seq = _sequence(model)
     hidden = hidden_layers(model)
-    want = {hidden[k - 1][0]: pos for pos, k in enumerate(chosen)}   # Linear index -> output slot
-    last = max(want)
     x = np.asarray(x)
-    n = x.shape[0]
-    states = [np.zeros((n, hidden[k - 1][1].out_features), bool) for k in chosen]
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    was_training = model.training
-    model.eval()
-    try:
-        for s in range(0, n, batch_size):
-            h = x[s:s + batch_size].astype(np.float32, copy=False)
-            for i, m in enumerate(seq[:last + 2]):
-                h = m.forward(h)
-                if i - 1 in want and isinstance(m, ReLU):
-                    states[want[i - 1]][s:s + batch_size] = h > 0
-    finally:
-        model.train(was_training)
+    states = [np.zeros((x.shape[0], hidden[k - 1][1].out_features), bool) for k in chosen]
+    for start, slot, h in _relu_outputs(model, x, chosen, batch_size):
+        states[slot][start:start + len(h)] = h > 0
     return states
 
 
@@ -99,24 +107,11 @@ def firing_rates(model, x: np.ndarray, batch_size: int = 1000,
 
     Take x from the TRAINING set when the rates feed a predictor (the paper's history mask)."""
     chosen = check_layers(model, layers)
-    seq = _sequence(model)
     hidden = hidden_layers(model)
-    want = {hidden[k - 1][0]: pos for pos, k in enumerate(chosen)}
-    last = max(want)
     x = np.asarray(x)
-    n = x.shape[0]
-    if n == 0:
+    if x.shape[0] == 0:
         raise ValueError("firing_rates needs at least one input")
     counts = [np.zeros(hidden[k - 1][1].out_features, np.int64) for k in chosen]
-    was_training = model.training
-    model.eval()
-    try:
-        for s in range(0, n, batch_size):
-            h = x[s:s + batch_size].astype(np.float32, copy=False)
-            for i, m in enumerate(seq[:last + 2]):
-                h = m.forward(h)
-                if i - 1 in want and isinstance(m, ReLU):
-                    counts[want[i - 1]] += (h > 0).sum(axis=0)
-    finally:
-        model.train(was_training)
-    return [c / n for c in counts]
+    for _, slot, h in _relu_outputs(model, x, chosen, batch_size):
+        counts[slot] += (h > 0).sum(axis=0)
+    return [c / x.shape[0] for c in counts]
