@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pyann import infer, kernels
+from pyann import infer, kernels, plots
 from pyann.relu_prediction import HistoryPredictor, LowRankPredictor, inactive_precision_recall
 from pyann.relu_prediction import sweep as sw
 
@@ -194,11 +194,13 @@ def _sweeps(model, history, lowrank, x, y, args) -> dict:
     paper = sw.paper_point()
     suffix = "" if args.dataset == "mnist" else f"-{args.dataset}"
     fig_path = Path(args.out) / f"relu-accuracy-vs-macs{suffix}.png"
-    sw.figure({"history (masked kernel, tau sweep)": hist_masked,
-               "history + zero skip (combined, tau sweep)": hist_comb,
-               f"low-rank r={args.rank} + zero skip (margin sweep)": low},
-              fig_path, points={"dense": refs["dense"], "zero skipping (exact)": refs["zeroskip"]}, paper=paper,
-              title=f"mlp5 / {args.dataset}: accuracy vs executed multiply-adds")
+    fig = plots.plot_accuracy_vs_macs(
+        {"history (masked kernel, tau sweep)": hist_masked,
+         "history + zero skip (combined, tau sweep)": hist_comb,
+         f"low-rank r={args.rank} + zero skip (margin sweep)": low},
+        points={"dense": refs["dense"], "zero skipping (exact)": refs["zeroskip"]}, paper=paper,
+        title=f"mlp5 / {args.dataset}: accuracy vs executed multiply-adds")
+    plots.save_figure(fig, fig_path)
     print(f"\nsweeps (test set; precision / recall of 'inactive', pooled over layers {args.layers}):")
     for name, pts, knob in (("history", hist_comb, "tau"), ("low-rank", low, "margin")):
         for p in pts:

@@ -194,3 +194,39 @@ def plot_firing_rates(summaries: Mapping[str, Sequence[Mapping]],
     fig.suptitle(f"{title} (dotted lines: rarely-on < {100 * summ0['rare_below']:g} %, "
                  f"always-on > {100 * summ0['always_above']:g} %)")
     return fig
+
+
+def plot_accuracy_vs_macs(curves: Mapping[str, Sequence[Mapping]], points: Optional[Mapping[str, Mapping]] = None,
+                          paper: Optional[Mapping] = None,
+                          title: str = "mlp5: accuracy vs executed multiply-adds") -> Figure:
+    """Test accuracy (%) against the share of dense multiply-adds executed (%): one curve per
+    predictor sweep (points with "mac_share", "accuracy" and their knob "tau" or "margin"),
+    single reference points (dense, zero skipping) and the paper's point as a star.
+
+    Knob values are written beside a point only where the curve has moved visibly since the
+    last labelled point, so a cluster of settings with the same cost does not print on itself."""
+    fig = _figure(7.5, 4.8)
+    ax = fig.add_subplot()
+    markers = "osd^v<>"
+    for i, (name, pts) in enumerate(curves.items()):
+        xs = [100 * p["mac_share"] for p in pts]
+        ys = [100 * p["accuracy"] for p in pts]
+        ax.plot(xs, ys, marker=markers[i % len(markers)], markersize=4, label=name)
+        last = None
+        for p, xv, yv in zip(pts, xs, ys):
+            knob = p.get("tau", p.get("margin"))
+            if knob is None or (last is not None and abs(xv - last[0]) < 1.5 and abs(yv - last[1]) < 0.3):
+                continue
+            ax.annotate(f"{knob:g}", (xv, yv), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            last = (xv, yv)
+    for name, p in (points or {}).items():
+        ax.scatter([100 * p["mac_share"]], [100 * p["accuracy"]], marker="x", s=50, label=name, zorder=3)
+    if paper:
+        ax.scatter([100 * paper["mac_share"]], [100 * paper["accuracy"]], marker="*", s=160, color="k",
+                   label=paper["name"], zorder=4)
+    ax.set_xlabel("multiply-adds executed (% of dense)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig

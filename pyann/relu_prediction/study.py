@@ -124,26 +124,14 @@ def _diff(ours, theirs):
 SWEEP_FIGURE = "accuracy_vs_macs.png"
 
 
-def sweep_hook(model, data, out_dir: Optional[Path], seed: int = 0) -> Optional[dict]:
-    """The third figure, accuracy vs executed multiply-adds per predictor, made with the predictor
-    work's `pyann.relu_prediction.sweep` on the study's trained model.
-
-    If that module has `run_sweep(model, data, out_dir=, seed=) -> dict`, it is called as is.
-    Otherwise the sweep is composed from its parts: a HistoryPredictor (training firing rates,
-    the paper's mask; tau swept) and a LowRankPredictor (margin swept), both on hidden layers
-    3 and 4, the dense and zero-skipping reference points and the paper's point, on the full
-    test set; the figure is saved as accuracy_vs_macs.png. Returns None when the module is not
-    there; if it is there but fails, returns {"status": "failed: ..."} so the study's own
-    results are still written (the report shows the failure)."""
-    try:
-        from . import sweep as sw
-    except ImportError:
-        return None
-    if hasattr(sw, "run_sweep"):
-        return sw.run_sweep(model, data, out_dir=out_dir, seed=seed)
-    needed = ("sweep_history", "sweep_lowrank", "reference_points", "figure", "paper_point")
-    if not all(hasattr(sw, n) for n in needed):
-        return None
+def sweep_hook(model, data, out_dir: Optional[Path], seed: int = 0) -> dict:
+    """The third figure, accuracy vs executed multiply-adds per predictor, on the study's model:
+    a HistoryPredictor (training firing rates, the paper's mask; tau swept) and a
+    LowRankPredictor (margin swept), both on hidden layers 3 and 4, the dense and zero-skipping
+    reference points and the paper's point, on the full test set; the figure is saved as
+    accuracy_vs_macs.png. A failure returns {"status": "failed: ..."} so the study's own results
+    are still written (the report shows the failure)."""
+    from . import sweep as sw
     try:
         from ..data import to_float
         from .predictors import HistoryPredictor, LowRankPredictor
@@ -160,14 +148,10 @@ def sweep_hook(model, data, out_dir: Optional[Path], seed: int = 0) -> Optional[
                   "test_images": int(len(x_test)), "seconds": time.perf_counter() - t0}
         if out_dir is not None:
             from .. import plots
-            fig = sw.figure(curves, None, points=points, paper=paper_pt,
-                            title=f"{_label(getattr(data, 'name', ''))} mlp5: accuracy vs executed multiply-adds")
+            fig = plots.plot_accuracy_vs_macs(
+                curves, points=points, paper=paper_pt,
+                title=f"{_label(getattr(data, 'name', ''))} mlp5: accuracy vs executed multiply-adds")
             plots.save_figure(fig, Path(out_dir) / SWEEP_FIGURE)
-            try:
-                import matplotlib.pyplot as plt
-                plt.close(fig)
-            except Exception:  # a Figure not managed by pyplot
-                pass
             result["figure"] = SWEEP_FIGURE
         result["markdown"] = _sweep_markdown(result)
         return result

@@ -1,9 +1,8 @@
-"""Accuracy versus executed multiply-adds: a knob sweep per predictor, and the figure.
+"""Accuracy versus executed multiply-adds: a knob sweep per predictor (pyann.plots draws the figure).
 
     sweep_history(model, x_train_rates_predictor, x_test, y_test, taus)   the paper's tau sweep
     sweep_lowrank(model, predictor, x_test, y_test, margins)               the per-sample knob
     paper_point()                                                          the paper's operating point
-    figure(curves, path)                                                   accuracy vs MAC share PNG
 
 Every point runs a compiled plan (pyann.infer) on the test images and takes the accuracy from the
 plan's own outputs and the executed multiply-adds from the C kernels' counters (for the low-rank
@@ -84,37 +83,3 @@ def reference_points(model, x, y) -> Dict[str, dict]:
     """Dense and exact zero-skipping points (no predictor)."""
     return {"dense": _point(model, None, x, y, "dense", False),
             "zeroskip": _point(model, None, x, y, "zeroskip", False)}
-
-
-def figure(curves: Dict[str, List[dict]], path=None, points: Dict[str, dict] | None = None,
-           paper: dict | None = None, title: str = "mlp5: accuracy vs executed multiply-adds"):
-    """Accuracy (%) against the share of dense multiply-adds executed; one curve per predictor,
-    optional single points (dense, zero skipping) and the paper's point. Saves a PNG at `path`."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    markers = "osd^v<>"
-    for i, (name, pts) in enumerate(curves.items()):
-        xs = [100 * p["mac_share"] for p in pts]
-        ys = [100 * p["accuracy"] for p in pts]
-        ax.plot(xs, ys, marker=markers[i % len(markers)], label=name)
-        for p, xv, yv in zip(pts, xs, ys):
-            knob = p.get("tau", p.get("margin"))
-            if knob is not None:
-                ax.annotate(f"{knob:g}", (xv, yv), fontsize=6, xytext=(2, 2), textcoords="offset points")
-    for name, p in (points or {}).items():
-        ax.scatter([100 * p["mac_share"]], [100 * p["accuracy"]], marker="x", s=50, label=name, zorder=3)
-    if paper:
-        ax.scatter([100 * paper["mac_share"]], [100 * paper["accuracy"]], marker="*", s=160, color="k",
-                   label=f"{paper['name']}", zorder=4)
-    ax.set_xlabel("multiply-adds executed (% of dense)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
-    return fig

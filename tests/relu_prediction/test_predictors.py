@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from pyann import plots
 from pyann.nn import zoo
 from pyann.relu_prediction import (HistoryPredictor, LowRankPredictor, firing_rates, hidden_layers,
                                    hidden_states, inactive_precision_recall)
@@ -87,5 +88,8 @@ def test_sweep_points_and_figure(small, tmp_path):
     assert all(p["predictor_macs"] > 0 for p in lp)
     paper = sweep.paper_point()
     assert paper["mac_share"] == pytest.approx(0.6176, abs=1e-3)
-    sweep.figure({"history": pts, "low-rank": lp}, tmp_path / "f.png", points=refs, paper=paper)
+    fig = plots.plot_accuracy_vs_macs({"history": pts, "low-rank": lp}, points=refs, paper=paper)
+    ax = fig.axes[0]
+    assert len(ax.lines) == 2 and "multiply-adds" in ax.get_xlabel()
+    plots.save_figure(fig, tmp_path / "f.png")
     assert (tmp_path / "f.png").stat().st_size > 1000
