@@ -95,6 +95,15 @@ def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch])
 
 
+def reseed_modules(model: Module, seed: int, epoch: int) -> None:
+    """Give every module that draws random numbers (Dropout) a generator derived from
+    (seed, epoch, its position in the model), so an epoch's masks do not depend on how many
+    epochs ran before it in this process: a resumed run draws what the uninterrupted one drew."""
+    for position, module in enumerate(model.modules()):
+        if hasattr(module, "reseed"):
+            module.reseed(np.random.default_rng([seed, epoch, position]))
+
+
 def _loss_pair(loss: str, label_smoothing: float):
     if loss == "cross_entropy":
         return (lambda out, y: ops.softmax_cross_entropy_forward(out, y, label_smoothing),
@@ -180,6 +189,7 @@ def fit(model: Module, train, epochs: int, optimizer, batch_size: int = 128,
     for epoch in range(start, epochs):
         rng = epoch_rng(seed, epoch)
         order = rng.permutation(n)
+        reseed_modules(model, seed, epoch)
         model.train()
         t0 = time.perf_counter()
         total_loss, correct, seen = 0.0, 0, 0

@@ -17,9 +17,9 @@ def _blobs(n=600, seed=0):
     return x, y
 
 
-def _run(epochs, seed=0, **kw):
+def _run(epochs, seed=0, dropout=0.0, **kw):
     x, y = _blobs()
-    model = nn.Sequential(nn.Linear(8, 16, rng=seed), nn.ReLU(), nn.Linear(16, 3, rng=seed + 1))
+    model = nn.Sequential(nn.Linear(8, 16, rng=seed), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, 3, rng=seed + 1))
     opt = SGD(model.parameters(), lr=0.05, momentum=0.9)
     history = fit(model, (x, y), epochs, opt, batch_size=32, validation=(x, y), seed=seed,
                   schedule=CosineLR(0.05, 4), **kw)
@@ -41,10 +41,11 @@ def test_same_seed_same_weights():
         np.testing.assert_array_equal(v, b.state_dict()[k])
 
 
-def test_resume_from_checkpoint_equals_uninterrupted(tmp_path):
-    full, _, full_hist = _run(4)
-    _run(2, checkpoint_dir=tmp_path)  # "interrupted" after epoch 2
-    resumed, _, hist = _run(4, checkpoint_dir=tmp_path, resume=True)
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_resume_from_checkpoint_equals_uninterrupted(tmp_path, dropout):
+    full, _, full_hist = _run(4, dropout=dropout)
+    _run(2, dropout=dropout, checkpoint_dir=tmp_path)  # "interrupted" after epoch 2
+    resumed, _, hist = _run(4, dropout=dropout, checkpoint_dir=tmp_path, resume=True)
     for k, v in full.state_dict().items():
         np.testing.assert_allclose(v, resumed.state_dict()[k], rtol=1e-6, atol=1e-7)
     assert [e["epoch"] for e in hist.epochs] == [1, 2, 3, 4]

@@ -78,6 +78,12 @@ class Module:
     def children(self) -> Iterator[Tuple[str, "Module"]]:
         return iter(self._children.items())
 
+    def modules(self) -> Iterator["Module"]:
+        """This module and every module below it, depth first, in a fixed order."""
+        yield self
+        for child in self._children.values():
+            yield from child.modules()
+
     def named_parameters(self, prefix: str = "") -> Iterator[Tuple[str, Parameter]]:
         for name, p in self._params.items():
             yield prefix + name, p
