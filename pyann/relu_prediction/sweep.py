@@ -57,26 +57,28 @@ def _point(model, predictor, x, y, kernel: str, evaluate_pr: bool = True) -> dic
     return p
 
 
-def sweep_history(model, predictor: HistoryPredictor, x, y, taus: Sequence[float] = DEFAULT_TAUS,
-                  kernel: str = "combined") -> List[dict]:
-    """One point per tau (a fitted HistoryPredictor, refit-free: only tau changes)."""
+def sweep_knob(model, predictor, knob: str, values: Sequence[float], x, y,
+               kernel: str = "combined") -> List[dict]:
+    """One point per value of the predictor's `knob` ("tau" or "margin"): the fitted predictor
+    is copied with only that knob changed (no refit), and each point records the value."""
     out = []
-    for tau in taus:
-        p = _point(model, predictor.copy(tau=float(tau)), x, y, kernel)
-        p["tau"] = float(tau)
+    for value in values:
+        p = _point(model, predictor.copy(**{knob: float(value)}), x, y, kernel)
+        p[knob] = float(value)
         out.append(p)
     return out
+
+
+def sweep_history(model, predictor: HistoryPredictor, x, y, taus: Sequence[float] = DEFAULT_TAUS,
+                  kernel: str = "combined") -> List[dict]:
+    """One point per tau of a fitted HistoryPredictor."""
+    return sweep_knob(model, predictor, "tau", taus, x, y, kernel)
 
 
 def sweep_lowrank(model, predictor: LowRankPredictor, x, y, margins: Sequence[float] = DEFAULT_MARGINS,
                   kernel: str = "combined") -> List[dict]:
-    """One point per margin (in units of the layer's fitted rms error)."""
-    out = []
-    for m in margins:
-        p = _point(model, predictor.copy(margin=float(m)), x, y, kernel)
-        p["margin"] = float(m)
-        out.append(p)
-    return out
+    """One point per margin (in units of the layer's fitted rms error) of a LowRankPredictor."""
+    return sweep_knob(model, predictor, "margin", margins, x, y, kernel)
 
 
 def reference_points(model, x, y) -> Dict[str, dict]:
