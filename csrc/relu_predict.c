@@ -108,6 +108,39 @@ row_kernel(const int32_t *idx, const float *val, int64_t p0, int64_t p1,
     for (int i = 0; i < nv; i++) vstore(yr + off[i], acc[i]);
 }
 
+/* 2b. Row kernel for a run of nv adjacent vectors (no mask gaps), the common batched case: the
+   offsets are constants, so each weight load is one instruction with an immediate offset instead
+   of a load of off[i] and an add (measured ~2x faster than 2 on the batched layer). */
+static inline __attribute__((always_inline)) void
+row_kernel_run(const int32_t *idx, const float *val, int64_t p0, int64_t p1,
+               const float *w, int64_t ld, float *acc, const int nv)
+{
+    vec_t a[GROUP_NV];
+    for (int i = 0; i < nv; i++) a[i] = vload(acc + i * VW);
+    for (int64_t p = p0; p < p1; p++) {
+        const vec_t xv = vset1(val[p]);
+        const float *wk = w + (idx ? (int64_t)idx[p] : p) * ld;
+        for (int i = 0; i < nv; i++) a[i] = vfma(xv, vload(wk + i * VW), a[i]);
+    }
+    for (int i = 0; i < nv; i++) vstore(acc + i * VW, a[i]);
+}
+
+static void row_kernel_run_n(const int32_t *idx, const float *val, int64_t p0, int64_t p1,
+                             const float *w, int64_t ld, float *acc, int nv)
+{
+    switch (nv) {
+    case 8: row_kernel_run(idx, val, p0, p1, w, ld, acc, 8); break;
+    case 7: row_kernel_run(idx, val, p0, p1, w, ld, acc, 7); break;
+    case 6: row_kernel_run(idx, val, p0, p1, w, ld, acc, 6); break;
+    case 5: row_kernel_run(idx, val, p0, p1, w, ld, acc, 5); break;
+    case 4: row_kernel_run(idx, val, p0, p1, w, ld, acc, 4); break;
+    case 3: row_kernel_run(idx, val, p0, p1, w, ld, acc, 3); break;
+    case 2: row_kernel_run(idx, val, p0, p1, w, ld, acc, 2); break;
+    case 1: row_kernel_run(idx, val, p0, p1, w, ld, acc, 1); break;
+    default: break;
+    }
+}
+
 static void row_kernel_n(const int32_t *idx, const float *val, int64_t p0, int64_t p1,
                          const float *w, int64_t out, const int64_t *off, float *yr, int nv)
 {
@@ -314,7 +347,11 @@ static int64_t relu_layer_chunk(const float *x, const float *w, const float *wp,
                 int64_t poff[GROUP_NV];
                 for (int j = 0; j < nv; j++) poff[j] = off[j] - g0 * VW;
                 const float *vals = zero_skip ? val : x + (r0 + i) * in;
-                row_kernel_n(zero_skip ? idx : NULL, vals, p0, p1, wg, gw, poff, acc + i * GROUP_NV * VW, nv);
+                float *ai = acc + i * GROUP_NV * VW;
+                if (nv == g1 - g0)   /* every vector of the group: a run */
+                    row_kernel_run_n(zero_skip ? idx : NULL, vals, p0, p1, wg, gw, ai, nv);
+                else
+                    row_kernel_n(zero_skip ? idx : NULL, vals, p0, p1, wg, gw, poff, ai, nv);
             }
         }
         for (int64_t i = 0; i < rows; i++) {

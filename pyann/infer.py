@@ -78,23 +78,30 @@ def _mlp_layers(model) -> List[tuple]:
 
 class InferencePlan:
     def __init__(self, layers: List[PlanLayer], kernel: str, mode: str, fingerprint: str,
-                 predictor: Optional[Predictor], permuted: bool, split: str = "images"):
+                 predictor: Optional[Predictor], permuted: bool, split: str = "images",
+                 model_macs: Optional[int] = None, compacted: bool = False):
         self.layers, self.kernel, self.mode, self.split = layers, kernel, mode, split
         self.fingerprint, self.predictor, self.permuted = fingerprint, predictor, permuted
+        self.compacted = compacted
         self.in_features = layers[0].w.shape[0]
         self.out_features = layers[-1].w.shape[1]
+        # the model's dense multiply-adds per sample, fixed before compaction and padding change
+        # the layers' shapes: the denominator of every "share of MACs executed"
+        self.model_macs = model_macs if model_macs is not None else sum(l.w.size for l in layers)
         self.last_macs = 0
         self.last_predictor_macs = 0
         self.padded = 0   # zero columns added to the logits layer (see _pad_output)
 
     # ---- description ------------------------------------------------------------------------
     def dense_macs(self, n: int = 1) -> int:
-        """The unpadded model's dense multiply-adds for n samples."""
-        return int(n * (sum(l.w.shape[0] * l.w.shape[1] for l in self.layers) - self.layers[-1].w.shape[0] * self.padded))
+        """The model's dense multiply-adds for n samples (as compiled from, before compaction)."""
+        return int(n * self.model_macs)
 
     def describe(self) -> str:
         pred = self.predictor.describe() if self.predictor is not None and self.kernel in ("masked", "combined") else "none"
         mode = self.mode if self.mode == "batched" else f"{self.mode}, split {self.split}"
+        if self.compacted:
+            mode += ", masks compacted"
         return (f"InferencePlan({self.kernel}, {mode}, "
                 f"{'-'.join(str(l.w.shape[0]) for l in self.layers)}-{self.out_features}, predictor: {pred})")
 
@@ -197,7 +204,7 @@ class InferencePlan:
 
 
 def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode: str = "batched",
-            reorder: bool = True, split: str = "images") -> InferencePlan:
+            reorder: bool = True, split: str = "images", compact: bool = True) -> InferencePlan:
     """Build an InferencePlan from a trained MLP (pyann.nn.Sequential of Flatten/Linear/ReLU).
 
     plan: a kernel family in KERNELS, or an InferencePlan to rebuild for `model` (its kernel,
@@ -207,11 +214,14 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
       was fitted on another model or names a hidden layer the model does not have.
     mode: "batched" or "one_at_a_time"; split (one at a time): "images" or "outputs". reorder: sort hidden neurons by training firing rate
       (exact; needs a fitted predictor).
+    compact: a shared (history) mask is applied at compile time instead of at run time: the
+      masked neurons' columns of W_k and b_k and their rows of W_{k+1} are removed (see
+      _compact), so neither layer spends anything on them. Exact with respect to the mask.
     """
     if isinstance(plan, InferencePlan):
         plan.check_model(model)
         return compile(model, plan.kernel, plan.predictor if predictor is None else predictor,
-                       plan.mode, reorder=plan.permuted, split=plan.split)
+                       plan.mode, reorder=plan.permuted, split=plan.split, compact=plan.compacted)
     if plan not in KERNELS:
         raise ValueError(f"plan must be one of {KERNELS} or an InferencePlan, got {plan!r}")
     if mode not in MODES:
@@ -241,11 +251,16 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
                 u, v = predictor.factors[k]
                 pl.lowrank = (u.copy(), v.copy(), predictor.margin_abs(k))
         layers.append(pl)
+    model_macs = sum(l.w.size for l in layers)
     permuted = bool(reorder and predictor is not None and predictor.rates is not None
                     and plan not in ("numpy", "dense"))
     if permuted:
         _reorder(layers, predictor.rates)
-    result = InferencePlan(layers, plan, mode, model_fingerprint(model), predictor, permuted, split)
+    compacted = bool(compact and plan in ("masked", "combined") and any(l.mask is not None for l in layers))
+    if compacted:
+        _compact(layers, kernels.vector_width())
+    result = InferencePlan(layers, plan, mode, model_fingerprint(model), predictor, permuted, split,
+                           model_macs, compacted)
     if plan not in ("numpy", "dense"):
         _pad_output(result)
     return result
@@ -287,3 +302,34 @@ def _reorder(layers: List[PlanLayer], rates) -> None:
         if nxt.lowrank is not None:
             u, v, m = nxt.lowrank
             nxt.lowrank = (np.ascontiguousarray(u[perm, :]), v, m)
+
+
+def _compact(layers: List[PlanLayer], width: int) -> None:
+    """Apply each shared mask by deleting the neurons it switches off, in place.
+
+    A masked neuron of layer k outputs 0 whatever the input, so dropping its column of W_k (and
+    b_k) and its row of W_{k+1} leaves every output of the network unchanged. The kept count is
+    padded with zero neurons (W column 0, bias 0: ReLU(0) = 0, exact) up to a multiple of the
+    vector width, so the kernels keep whole vectors; the padding is executed and counted.
+    A mask that keeps nothing stays a mask (a layer of width 0 is not a layer).
+    """
+    for i, l in enumerate(layers[:-1]):
+        if l.mask is None or not l.mask.any():
+            continue
+        if l.mask.all():
+            l.mask = None
+            continue
+        keep = np.flatnonzero(l.mask)
+        pad = -len(keep) % width
+        nxt = layers[i + 1]
+        l.w = np.ascontiguousarray(np.pad(l.w[:, keep], ((0, 0), (0, pad))))
+        if l.b is not None:
+            l.b = np.ascontiguousarray(np.pad(l.b[keep], (0, pad)))
+        if l.lowrank is not None:   # a layer has one predictor kind; kept for completeness
+            u, v, m = l.lowrank
+            l.lowrank = (u, np.ascontiguousarray(np.pad(v[:, keep], ((0, 0), (0, pad)))), m)
+        l.mask = None
+        nxt.w = np.ascontiguousarray(np.pad(nxt.w[keep, :], ((0, pad), (0, 0))))
+        if nxt.lowrank is not None:
+            u, v, m = nxt.lowrank
+            nxt.lowrank = (np.ascontiguousarray(np.pad(u[keep, :], ((0, pad), (0, 0)))), v, m)

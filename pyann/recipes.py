@@ -18,17 +18,21 @@ from .train import Callback, History, fit
 
 
 def mlp_recipe(model_name: str, data, epochs: int = 20, seed: int = 0, batch_size: int = 128,
-               lr: float = 0.05, weight_decay: float = 5e-4, callbacks: Sequence[Callback] = (),
-               checkpoint_dir=None, resume: bool = False, progress=None):
+               lr: float = 0.05, weight_decay: float = 5e-4, activity_l1: float = 0.0,
+               callbacks: Sequence[Callback] = (), checkpoint_dir=None, resume: bool = False,
+               progress=None):
     """Train a zoo MLP (mlp5, fcn1, fcn2) on `data` (a pyann.data.Dataset).
 
     SGD with nesterov momentum 0.9, weight decay 5e-4 on weights, cosine learning rate from
     0.05 to 0 over `epochs`, batch 128, inputs scaled to [0, 1]. Returns (model, History);
     the History's val_acc is test accuracy (the papers report test accuracy per epoch).
+    activity_l1 > 0: the sparse-activation variant, an L1 penalty of that strength on every
+    hidden ReLU's output (nn.ReLU); the History's loss is the data loss without it.
     """
     from .data import to_float
     x_train, x_test = to_float(data.x_train), to_float(data.x_test)
-    model = nn.build(model_name, rng=seed)
+    extra = {"activity_l1": activity_l1} if activity_l1 else {}
+    model = nn.build(model_name, rng=seed, **extra)
     opt = SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     history = fit(model, (x_train, data.y_train), epochs, opt, batch_size=batch_size,
                   validation=(x_test, data.y_test), callbacks=callbacks, seed=seed,
@@ -38,16 +42,20 @@ def mlp_recipe(model_name: str, data, epochs: int = 20, seed: int = 0, batch_siz
 
 
 def trained_model(model_name: str, dataset: str, seed: int = 0, epochs: int = 20,
-                  root=None, cache: Path | None = None, progress=None):
+                  root=None, cache: Path | None = None, progress=None, activity_l1: float = 0.0):
     """A model trained by `mlp_recipe`, from the cache when the same training was done before.
 
     Returns (model, history dict). The cache file is models/<model>-<dataset>-e<epochs>-s<seed>.npz
-    under `cache` (default: the user cache, pyann.data.cache_dir()); its metadata holds the History, and a file whose
-    recipe metadata does not match is retrained rather than trusted.
+    (with -l1<activity_l1> for the sparse-activation variant) under `cache` (default: the user
+    cache, pyann.data.cache_dir()); its metadata holds the History, and a file whose recipe
+    metadata does not match is retrained rather than trusted.
     """
     from .data import cache_dir, load
-    path = Path(cache or cache_dir()) / "models" / f"{model_name}-{dataset}-e{epochs}-s{seed}.npz"
+    variant = f"-l1{activity_l1:g}" if activity_l1 else ""
+    path = Path(cache or cache_dir()) / "models" / f"{model_name}-{dataset}-e{epochs}-s{seed}{variant}.npz"
     key = {"recipe": "mlp_recipe/1", "model": model_name, "dataset": dataset, "epochs": epochs, "seed": seed}
+    if activity_l1:
+        key["activity_l1"] = activity_l1
     if path.exists():
         try:
             meta = nn.serialization.read_metadata(path)
@@ -55,6 +63,7 @@ def trained_model(model_name: str, dataset: str, seed: int = 0, epochs: int = 20
                 return nn.load(path), meta["history"]
         except ValueError:
             pass  # a corrupt or foreign file: retrain and overwrite it
-    model, history = mlp_recipe(model_name, load(dataset, root=root), epochs=epochs, seed=seed, progress=progress)
+    model, history = mlp_recipe(model_name, load(dataset, root=root), epochs=epochs, seed=seed,
+                                activity_l1=activity_l1, progress=progress)
     nn.save(model, path, metadata={"key": key, "history": history.to_dict()})
     return model, history.to_dict()

@@ -43,11 +43,11 @@ def test_predicted_plans_match_reference(small, mode, make):
                 a = np.where(pred.predict_active(k, h, l.bias.data), a, 0)
         h = a
     for kernel in ("masked", "combined"):
-        for reorder in (True, False):
-            plan = infer.compile(model, kernel, pred, mode=mode, reorder=reorder)
+        for reorder, compact in ((True, True), (True, False), (False, True), (False, False)):
+            plan = infer.compile(model, kernel, pred, mode=mode, reorder=reorder, compact=compact)
             np.testing.assert_allclose(plan.run(x), h, rtol=1e-4, atol=1e-4)
             off = pred.copy(tau=0.0) if isinstance(pred, HistoryPredictor) else pred.copy(margin=1e9)
-            base = infer.compile(model, kernel, off, mode=mode, reorder=reorder)
+            base = infer.compile(model, kernel, off, mode=mode, reorder=reorder, compact=compact)
             base.run(x)
             assert plan.last_macs <= base.last_macs
             assert (plan.last_predictor_macs > 0) == isinstance(pred, LowRankPredictor)
@@ -56,6 +56,29 @@ def test_predicted_plans_match_reference(small, mode, make):
         o = infer.compile(model, "combined", pred, mode="one_at_a_time", split=split)
         np.testing.assert_allclose(b.run(x), o.run(x), rtol=1e-5, atol=1e-5)
         assert (b.last_macs, b.last_predictor_macs) == (o.last_macs, o.last_predictor_macs)
+
+
+@pytest.mark.parametrize("mode", infer.MODES)
+def test_compaction_removes_masked_neurons(small, mode):
+    model, x = small
+    pred = HistoryPredictor(0.4, (2, 3)).fit(model, x.reshape(len(x), -1))
+    kept = [int(pred.mask(k).sum()) for k in (2, 3)]
+    assert 0 < kept[0] < 33 and 0 < kept[1] < 20    # the mask really drops neurons here
+    full = infer.compile(model, "masked", pred, mode=mode, compact=False)
+    small_plan = infer.compile(model, "masked", pred, mode=mode)
+    assert small_plan.compacted and not full.compacted
+    vw = infer.kernels.vector_width()
+    widths = [l.w.shape[1] for l in small_plan.layers]
+    # hidden 2 and 3 shrink to the kept count padded to whole vectors; the next layer's rows follow
+    assert widths[1] == kept[0] + (-kept[0] % vw) and widths[2] == kept[1] + (-kept[1] % vw)
+    assert small_plan.layers[2].w.shape[0] == widths[1] and small_plan.layers[3].w.shape[0] == widths[2]
+    assert all(l.mask is None for l in small_plan.layers)
+    np.testing.assert_allclose(small_plan.run(x), full.run(x), rtol=1e-5, atol=1e-5)
+    assert small_plan.dense_macs(len(x)) == full.dense_macs(len(x)) == len(x) * sum(
+        l.weight.data.size for l in model.layers if hasattr(l, "weight"))
+    assert "compacted" in small_plan.describe()
+    # a plan rebuilt from a plan keeps the choice
+    assert not infer.compile(model, full).compacted
 
 
 def test_single_image_and_zero_image(small):

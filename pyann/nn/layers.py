@@ -46,14 +46,33 @@ class Linear(Module):
 
 
 class ReLU(Module):
-    """y = max(x, 0), any shape."""
+    """y = max(x, 0), any shape.
+
+    activity_l1 > 0 adds an activity penalty on y while training (ops.activity_l1_backward):
+    its gradient joins dy in backward, and the batch's penalty value is kept in
+    self.last_penalty. Eval mode and inference are plain ReLU.
+    """
+
+    def __init__(self, activity_l1: float = 0.0):
+        super().__init__()
+        if not activity_l1 >= 0:
+            raise ValueError(f"ReLU: activity_l1 must be >= 0, got {activity_l1}")
+        self.activity_l1 = float(activity_l1)
+        self.last_penalty = 0.0
 
     def forward(self, x):
         y, self._cache = ops.relu_forward(x)
+        self._y = y if self.activity_l1 and self.training else None
         return y
 
     def backward(self, dy):
+        if self._y is not None:
+            self.last_penalty, dp = ops.activity_l1_backward(self._y, self.activity_l1)
+            dy = dy + dp
         return ops.relu_backward(dy, self._cache)
+
+    def config(self):
+        return {"activity_l1": self.activity_l1} if self.activity_l1 else {}
 
 
 class ReLU6(Module):

@@ -17,23 +17,24 @@ def register(name: str):
     return wrap
 
 
-def mlp(sizes, rng=None) -> Sequential:
+def mlp(sizes, rng=None, activity_l1: float = 0.0) -> Sequential:
     """Flatten, then Linear+ReLU for each hidden size, and a final Linear (logits).
-    sizes = [in, hidden..., out]. He init for ReLU layers, Glorot for the logits."""
+    sizes = [in, hidden..., out]. He init for ReLU layers, Glorot for the logits.
+    activity_l1: the training-time activity penalty of every hidden ReLU (see nn.ReLU)."""
     rng = init.as_generator(rng)
     layers = [Flatten()]
     for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
         layers.append(Linear(d_in, d_out, init_name="glorot_uniform" if last else "he_normal", rng=rng))
         if not last:
-            layers.append(ReLU())
+            layers.append(ReLU(activity_l1))
     return Sequential(*layers)
 
 
 @register("mlp5")
-def mlp5(rng=None, in_features: int = 784, classes: int = 10) -> Sequential:
+def mlp5(rng=None, in_features: int = 784, classes: int = 10, activity_l1: float = 0.0) -> Sequential:
     """ReLU-prediction paper: 784-512-512-512-512-10."""
-    return mlp([in_features, 512, 512, 512, 512, classes], rng)
+    return mlp([in_features, 512, 512, 512, 512, classes], rng, activity_l1)
 
 
 @register("fcn1")
@@ -43,9 +44,9 @@ def fcn1(rng=None, in_features: int = 784, classes: int = 10) -> Sequential:
 
 
 @register("fcn2")
-def fcn2(rng=None, in_features: int = 784, classes: int = 10) -> Sequential:
+def fcn2(rng=None, in_features: int = 784, classes: int = 10, activity_l1: float = 0.0) -> Sequential:
     """Connection-pruning paper FCN-2: 784-300-100-10."""
-    return mlp([in_features, 300, 100, classes], rng)
+    return mlp([in_features, 300, 100, classes], rng, activity_l1)
 
 
 def build(name: str, **kwargs):

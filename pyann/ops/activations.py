@@ -13,6 +13,20 @@ def relu_backward(dy, cache):
     return dy * cache
 
 
+def activity_l1_backward(y, strength):
+    """y (N, ...) = a ReLU's output -> d(penalty)/dy, the same shape.
+
+    The activity penalty  P = strength * (1/N) * sum_{n,j} |y[n, j]|  (mean over the batch of
+    each sample's L1 norm, the scale of a batch-mean loss) pushes hidden units to exactly 0 on
+    most inputs: sparse activations are what zero-skipping inference skips. For y >= 0,
+    dP/dy = strength * [y > 0] / N (the subgradient 0 at y == 0, where ReLU passes nothing back
+    anyway). Returns (P, dP/dy)."""
+    n = max(y.shape[0], 1)
+    active = y > 0
+    penalty = float(strength) * float(np.abs(y).sum()) / n
+    return penalty, active * y.dtype.type(strength / n)
+
+
 def relu6_forward(x):
     """x -> y = min(max(x, 0), 6), cache (as in MobileNetV2)."""
     mask = (x > 0) & (x < 6)

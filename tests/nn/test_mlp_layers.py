@@ -148,3 +148,31 @@ def test_sequential_setitem_and_bounds():
     assert isinstance(model[2], nn.ReLU6)
     with pytest.raises(IndexError):
         model[10] = nn.ReLU()
+
+
+def test_relu_activity_penalty_trains_only_and_round_trips(tmp_path, rng):
+    from pyann import nn
+    from pyann.nn import zoo
+    model = zoo.mlp([6, 5, 4], rng=0, activity_l1=0.1)
+    relu = model.layers[2]
+    assert isinstance(relu, nn.ReLU) and relu.activity_l1 == 0.1
+    x = rng.standard_normal((3, 6)).astype(np.float32)
+    plain = zoo.mlp([6, 5, 4], rng=0)
+    dy = rng.standard_normal((3, 4)).astype(np.float32)
+    # training: the penalty's gradient joins the data gradient at the hidden layer
+    model.train(), plain.train()
+    model.forward(x), plain.forward(x)
+    h = np.maximum(x @ model.layers[1].weight.data + model.layers[1].bias.data, 0)
+    model.backward(dy), plain.backward(dy)
+    extra = model.layers[1].weight.grad - plain.layers[1].weight.grad
+    np.testing.assert_allclose(extra, x.T @ ((h > 0) * np.float32(0.1 / 3)), rtol=1e-5, atol=1e-6)
+    assert relu.last_penalty == pytest.approx(0.1 * h.sum() / 3, rel=1e-5)
+    # eval: a plain ReLU
+    model.eval(), plain.eval()
+    model.forward(x), plain.forward(x)
+    model.backward(dy), plain.backward(dy)
+    np.testing.assert_array_equal(model.layers[1].weight.grad, plain.layers[1].weight.grad)
+    nn.save(model, tmp_path / "m.npz")
+    assert nn.load(tmp_path / "m.npz").layers[2].activity_l1 == 0.1
+    with pytest.raises(ValueError, match="activity_l1 must be >= 0"):
+        nn.ReLU(-1.0)

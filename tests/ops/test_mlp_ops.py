@@ -35,6 +35,19 @@ def test_activation_gradients(rng, pair):
     assert max_relative_error(bwd(dy, cache), numerical_gradient(lambda v: fwd(v)[0], x, dy)) < 1e-7
 
 
+def test_activity_l1_gradient(rng):
+    # the penalty of a ReLU's output, as a function of the ReLU's input (away from the kink)
+    x = rng.uniform(-3, 3, (5, 8))
+    x[np.abs(x) < 0.1] = 0.5
+    strength = 0.3
+    penalty = lambda v: np.array(ops.activity_l1_backward(ops.relu_forward(v)[0], strength)[0])
+    y, cache = ops.relu_forward(x)
+    p, dp = ops.activity_l1_backward(y, strength)
+    assert p == pytest.approx(strength * np.abs(y).sum() / 5)
+    dx = ops.relu_backward(dp, cache)
+    assert max_relative_error(dx, numerical_gradient(penalty, x, np.array(1.0))) < 1e-7
+
+
 def test_relu_values():
     y, _ = ops.relu_forward(np.array([-1.0, 0.0, 2.0]))
     np.testing.assert_array_equal(y, [0, 0, 2])
