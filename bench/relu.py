@@ -22,6 +22,7 @@ from pyann.relu_prediction import sweep as sw
 from .common import format_table, machine_info, machine_line, save_results, time_call
 
 PAPER_TAU = 0.5
+SPARSE_L1 = 1e-3   # activity-L1 strength of the sparse-activation model variant (mlp_recipe)
 
 
 def add_arguments(parser):
@@ -41,6 +42,10 @@ def add_arguments(parser):
     parser.add_argument("--no-sweep", action="store_true", help="skip the sweeps and the figure")
     parser.add_argument("--no-latency-split", action="store_true",
                         help="skip the rows with both cores on each image (a barrier per layer: slow on a busy machine)")
+    parser.add_argument("--activity-l1", default=f"0,{SPARSE_L1:g}",
+                        help="the models to benchmark, by the activity-L1 strength they were trained "
+                             f"with: 0 is the project recipe, {SPARSE_L1:g} its sparse-activation variant "
+                             f"(default both: 0,{SPARSE_L1:g})")
     parser.add_argument("--out", default="bench-results", help="folder for relu[-<dataset>].json and the figure")
 
 
@@ -79,136 +84,159 @@ def layer_times(plan, x, repeats=3) -> list:
     return cumulative
 
 
+def model_label(activity_l1: float) -> str:
+    return "mlp5" if not activity_l1 else f"mlp5 + activity L1 {activity_l1:g}"
+
+
 def run(args) -> dict:
     from pyann.data import load, to_float
-    from pyann.recipes import trained_model
 
-    layers = tuple(int(k) for k in args.layers.split(","))
-    t0 = time.perf_counter()
-    model, _ = trained_model("mlp5", args.dataset, seed=args.seed, epochs=args.epochs, progress=False)
-    model.eval()
     data = load(args.dataset)
     x_train = to_float(data.x_train).reshape(len(data.x_train), -1)
     x = np.ascontiguousarray(to_float(data.x_test).reshape(len(data.x_test), -1)[:args.n], np.float32)
     y = np.asarray(data.y_test[:args.n])
-    print(f"model ready in {time.perf_counter() - t0:.1f} s; fitting predictors on {len(x_train)} training images")
+    strengths = [float(v) for v in args.activity_l1.split(",")]
+    rows = [
+        {"model": "paper", "row": "paper dense (quoted, i7-7700)", "mode": "one image", "accuracy": sw.PAPER_DENSE_ACC,
+         "seconds": 45.73, "images_per_s": 10000 / 45.73, "mac_share": 1.0, "quoted": True},
+        {"model": "paper", "row": "paper ReLU prediction (quoted)", "mode": "one image", "accuracy": sw.PAPER_PRED_ACC,
+         "seconds": 15.26, "images_per_s": 10000 / 15.26, "mac_share": sw.paper_point()["mac_share"], "quoted": True},
+    ]
+    extra = {"models": {}, "layer_seconds": {}, "paper_point": sw.paper_point(),
+             "layer_seconds_note": "batched rows: seconds of each layer; one-image rows: cumulative seconds of layers 1..l"}
+    curves, points = {}, {}
+    for strength in strengths:
+        model_rows, info, breakdown, sweeps = bench_model(strength, data, x_train, x, y, args)
+        rows += model_rows
+        extra["models"][model_label(strength)] = info
+        extra["layer_seconds"].update(breakdown)
+        if sweeps:
+            extra.setdefault("sweeps", {})[model_label(strength)] = sweeps
+            tag = "" if not strength else f"{model_label(strength)}: "
+            curves.update({f"{tag}{k}": v for k, v in sweeps["curves"].items()})
+            points.update({f"{tag}{k}": v for k, v in sweeps["points"].items()})
+    for r in rows:
+        if r.get("quoted") or r.get("seconds") is None:
+            continue
+        base_row = next(b for b in rows if b["mode"] == r["mode"] and b["model"] == r["model"]
+                        and b["row"] == "NumPy dense")
+        r["speedup_vs_numpy"] = base_row["seconds"] / r["seconds"]
+        r["accuracy_loss_pt"] = 100 * (base_row["accuracy"] - r["accuracy"])
 
-    history = HistoryPredictor(args.paper_tau, layers).fit(model, x_train)
+    machine = machine_info()
+    print(f"\nmlp5 on {args.dataset}, {len(x)} test images, median of repeats after warm-up, one process")
+    print(machine_line(machine))
+    pct = lambda v: f"{100 * v:.2f}%"
+    print(format_table(rows, [("model", "model", "s"), ("row", "row", "s"), ("mode", "mode", "s"),
+                              ("accuracy", "accuracy", pct), ("seconds", "seconds", ".4f"),
+                              ("images_per_s", "images/s", ",.0f"),
+                              ("mac_share", "MACs executed", lambda v: f"{100 * v:.1f}%"),
+                              ("speedup_vs_numpy", "speedup vs NumPy (same model, mode)", ".2f")]))
+    print("\nseconds per layer 1..5 (batched); one image: seconds of the C loop over layers 1..l (cumulative)")
+    for k, v in extra["layer_seconds"].items():
+        print(f"  {k:100s} " + "  ".join(f"{t:.4f}" for t in v))
+    suffix = "" if args.dataset == "mnist" else f"-{args.dataset}"
+    if curves:
+        fig_path = Path(args.out) / f"relu-accuracy-vs-macs{suffix}.png"
+        fig = plots.plot_accuracy_vs_macs(curves, points=points, paper=sw.paper_point(),
+                                          title=f"mlp5 / {args.dataset}: accuracy vs executed multiply-adds")
+        plots.save_figure(fig, fig_path)
+        extra["figure"] = str(fig_path)
+        print(f"wrote {fig_path}")
+    path = save_results(Path(args.out) / f"relu{suffix}.json", "relu", machine, rows, extra)
+    print(f"wrote {path}")
+    return {"rows": rows, **extra}
+
+
+def bench_model(strength, data, x_train, x, y, args):
+    """Every row for one trained model: (rows, workload info, per-layer seconds, sweeps or None)."""
+    from pyann.recipes import trained_model
+
+    label = model_label(strength)
+    layers = tuple(int(k) for k in args.layers.split(","))
+    t0 = time.perf_counter()
+    model, history = trained_model("mlp5", args.dataset, seed=args.seed, epochs=args.epochs, progress=False,
+                                   activity_l1=strength)
+    model.eval()
+    print(f"{label}: model ready in {time.perf_counter() - t0:.1f} s; fitting predictors on {len(x_train)} "
+          f"training images")
+
+    history_pred = HistoryPredictor(args.paper_tau, layers).fit(model, x_train)
     lowrank = LowRankPredictor(args.rank, 1.0, layers).fit(model, x_train)
     # knobs for the combined rows: chosen on training images (never the test set)
     rng = np.random.default_rng(args.seed)
     pick = rng.choice(len(x_train), 10000, replace=False)
     xs, ys = np.ascontiguousarray(x_train[pick], np.float32), np.asarray(data.y_train)[pick]
     base = infer.compile(model, "dense").accuracy(xs, ys)
-    tau = _choose(model, lambda t: history.copy(tau=t), sw.DEFAULT_TAUS, xs, ys, base, args.max_loss)
+    tau = _choose(model, lambda t: history_pred.copy(tau=t), sw.DEFAULT_TAUS, xs, ys, base, args.max_loss)
     margin = _choose(model, lambda m: lowrank.copy(margin=m), sw.DEFAULT_MARGINS[::-1], xs, ys, base, args.max_loss)
-    hist_best, low_best = history.copy(tau=tau), lowrank.copy(margin=margin)
+    hist_best, low_best = history_pred.copy(tau=tau), lowrank.copy(margin=margin)
     print(f"chosen on training images (loss <= {args.max_loss} pt): history tau={tau:g}, low-rank margin={margin:g}")
 
     specs = [  # (row name, kernel, predictor)
         ("NumPy dense", "numpy", None),
         ("pyann C dense", "dense", None),
-        (f"pyann masked (paper: history tau={args.paper_tau:g}, layers {args.layers})", "masked", history),
+        (f"pyann masked (paper: history tau={args.paper_tau:g}, layers {args.layers})", "masked", history_pred),
         ("pyann zero-skipping (exact)", "zeroskip", None),
         (f"pyann combined (history tau={tau:g})", "combined", hist_best),
         (f"pyann combined (low-rank r={args.rank}, margin={margin:g})", "combined", low_best),
     ]
-    rows = [
-        {"row": "paper dense (quoted, i7-7700)", "mode": "one image", "accuracy": sw.PAPER_DENSE_ACC, "seconds": 45.73,
-         "images_per_s": 10000 / 45.73, "mac_share": 1.0, "quoted": True},
-        {"row": "paper ReLU prediction (quoted)", "mode": "one image", "accuracy": sw.PAPER_PRED_ACC, "seconds": 15.26,
-         "images_per_s": 10000 / 15.26, "mac_share": sw.paper_point()["mac_share"], "quoted": True},
-    ]
-    plans = {}
-    for mode, label, reps in (("batched", "batched", args.repeats), ("one_at_a_time", "one image", args.repeats_one)):
+    rows, plans = [], {}
+    for mode, mode_label, reps in (("batched", "batched", args.repeats), ("one_at_a_time", "one image", args.repeats_one)):
         for name, kernel, pred in specs:
             plan = infer.compile(model, kernel, pred, mode=mode)
-            logits = plan.run_prepared(x)
-            acc = float(np.mean(np.argmax(logits, 1) == y))
-            share = (plan.last_macs + plan.last_predictor_macs) / plan.dense_macs(len(x))
-            t = time_call(lambda: plan.run_prepared(x), repeats=reps)
-            rows.append({"row": name, "mode": label, "kernel": kernel, "accuracy": acc, "seconds": t["median"],
-                         "images_per_s": len(x) / t["median"], "mac_share": share,
-                         "predictor_mac_share": plan.last_predictor_macs / plan.dense_macs(len(x)),
-                         "timings": t, "plan": plan.describe()})
-            plans[(kernel, label, name)] = plan
-            print(f"  {label:9s} {name:55s} {t['median']:8.4f} s  acc {100 * acc:.2f}%", flush=True)
+            rows.append(_time_plan(plan, x, y, label, name, mode_label, reps))
+            plans[(kernel, mode_label, name)] = plan
         if mode == "one_at_a_time" and not args.no_latency_split:   # the latency split: both cores on each image, a barrier per layer
             for name, kernel, pred in (specs[1], specs[4]):
                 plan = infer.compile(model, kernel, pred, mode=mode, split="outputs")
-                acc = float(np.mean(np.argmax(plan.run_prepared(x), 1) == y))
-                t = time_call(lambda: plan.run_prepared(x), repeats=reps)
-                rows.append({"row": f"{name}, both cores per image", "mode": label, "kernel": kernel, "accuracy": acc,
-                             "seconds": t["median"], "images_per_s": len(x) / t["median"],
-                             "mac_share": (plan.last_macs + plan.last_predictor_macs) / plan.dense_macs(len(x)),
-                             "timings": t, "plan": plan.describe()})
-                print(f"  {label:9s} {rows[-1]['row']:55s} {t['median']:8.4f} s", flush=True)
-        rows.append(_torch_row(model, x, y, mode, label, reps))
-    for r in rows:
-        if r.get("quoted") or r.get("seconds") is None:
-            continue
-        base_row = next(b for b in rows if b["mode"] == r["mode"] and b["row"] == "NumPy dense")
-        r["speedup_vs_numpy"] = base_row["seconds"] / r["seconds"]
-        r["accuracy_loss_pt"] = 100 * (base_row["accuracy"] - r["accuracy"])
+                rows.append(_time_plan(plan, x, y, label, f"{name}, both cores per image", mode_label, reps))
+        rows.append(_torch_row(model, x, y, mode, mode_label, reps))
+        rows[-1]["model"] = label
 
     # per-layer time breakdown of the main plans
     breakdown = {}
-    for (kernel, label, name), plan in plans.items():
+    for (kernel, mode_label, name), plan in plans.items():
         if kernel in ("numpy", "dense", "zeroskip") or name.startswith("pyann combined (history"):
-            if kernel == "numpy" and label == "one image":
+            if kernel == "numpy" and mode_label == "one image":
                 continue   # Python loop: per-layer splitting would time the loop, not the layers
-            breakdown[f"{name} [{label}]"] = layer_times(plan, x, repeats=3)
+            breakdown[f"{label}: {name} [{mode_label}]"] = layer_times(plan, x, repeats=3)
+    info = {"model": "mlp5", "activity_l1": strength, "dataset": args.dataset, "n": len(x), "layers": list(layers),
+            "paper_tau": args.paper_tau, "chosen_tau": tau, "chosen_margin": margin, "rank": args.rank,
+            "max_loss_pt": args.max_loss, "trained_test_accuracy": history["epochs"][-1]["val_acc"]}
+    sweeps = None if args.no_sweep else _sweeps(model, history_pred, lowrank, x, y, args)
+    return rows, info, breakdown, sweeps
 
-    info = machine_info()
-    n_img = len(x)
-    print(f"\nmlp5 on {args.dataset}, {n_img} test images, median of repeats after warm-up, one process")
-    print(machine_line(info))
-    pct = lambda v: f"{100 * v:.2f}%"
-    print(format_table(rows, [("row", "row", "s"), ("mode", "mode", "s"), ("accuracy", "accuracy", pct),
-                              ("seconds", "seconds", ".4f"), ("images_per_s", "images/s", ",.0f"),
-                              ("mac_share", "MACs executed", lambda v: f"{100 * v:.1f}%"),
-                              ("speedup_vs_numpy", "speedup vs NumPy (same mode)", ".2f")]))
-    print("\nseconds per layer 1..5 (batched); one image: seconds of the C loop over layers 1..l (cumulative)")
-    for k, v in breakdown.items():
-        print(f"  {k:75s} " + "  ".join(f"{t:.4f}" for t in v))
 
-    extra = {"workload": {"model": "mlp5", "dataset": args.dataset, "n": n_img, "layers": list(layers),
-                          "paper_tau": args.paper_tau, "chosen_tau": tau, "chosen_margin": margin,
-                          "rank": args.rank, "max_loss_pt": args.max_loss},
-             "layer_seconds": breakdown,
-             "layer_seconds_note": "batched rows: seconds of each layer; one-image rows: cumulative seconds of layers 1..l",
-             "paper_point": sw.paper_point()}
-    if not args.no_sweep:
-        extra.update(_sweeps(model, history, lowrank, x, y, args))
-    suffix = "" if args.dataset == "mnist" else f"-{args.dataset}"
-    path = save_results(Path(args.out) / f"relu{suffix}.json", "relu", info, rows, extra)
-    print(f"wrote {path}")
-    return {"rows": rows, **extra}
+def _time_plan(plan, x, y, model_label_, name, mode_label, reps) -> dict:
+    logits = plan.run_prepared(x)
+    acc = float(np.mean(np.argmax(logits, 1) == y))
+    share = (plan.last_macs + plan.last_predictor_macs) / plan.dense_macs(len(x))
+    t = time_call(lambda: plan.run_prepared(x), repeats=reps)
+    print(f"  {model_label_:24s} {mode_label:9s} {name:55s} {t['median']:8.4f} s  acc {100 * acc:.2f}%", flush=True)
+    return {"model": model_label_, "row": name, "mode": mode_label, "kernel": plan.kernel, "accuracy": acc,
+            "seconds": t["median"], "images_per_s": len(x) / t["median"], "mac_share": share,
+            "predictor_mac_share": plan.last_predictor_macs / plan.dense_macs(len(x)),
+            "timings": t, "plan": plan.describe()}
 
 
 def _sweeps(model, history, lowrank, x, y, args) -> dict:
+    """The tau / margin sweeps on the test set: curves and reference points for the figure."""
     hist_masked = sw.sweep_history(model, history, x, y, kernel="masked")
     hist_comb = sw.sweep_history(model, history, x, y, kernel="combined")
     low = sw.sweep_lowrank(model, lowrank, x, y, kernel="combined")
     refs = sw.reference_points(model, x, y)
-    paper = sw.paper_point()
-    suffix = "" if args.dataset == "mnist" else f"-{args.dataset}"
-    fig_path = Path(args.out) / f"relu-accuracy-vs-macs{suffix}.png"
-    fig = plots.plot_accuracy_vs_macs(
-        {"history (masked kernel, tau sweep)": hist_masked,
-         "history + zero skip (combined, tau sweep)": hist_comb,
-         f"low-rank r={args.rank} + zero skip (margin sweep)": low},
-        points={"dense": refs["dense"], "zero skipping (exact)": refs["zeroskip"]}, paper=paper,
-        title=f"mlp5 / {args.dataset}: accuracy vs executed multiply-adds")
-    plots.save_figure(fig, fig_path)
     print(f"\nsweeps (test set; precision / recall of 'inactive', pooled over layers {args.layers}):")
     for name, pts, knob in (("history", hist_comb, "tau"), ("low-rank", low, "margin")):
         for p in pts:
             print(f"  {name:8s} {knob}={p[knob]:<5g} acc {100 * p['accuracy']:.2f}%  MACs {100 * p['mac_share']:.1f}%  "
                   f"precision {p['precision_inactive']:.3f}  recall {p['recall_inactive']:.3f}")
-    print(f"wrote {fig_path}")
-    return {"sweeps": {"history_masked": hist_masked, "history_combined": hist_comb, "lowrank_combined": low,
-                       "references": refs}, "figure": str(fig_path)}
+    return {"history_masked": hist_masked, "history_combined": hist_comb, "lowrank_combined": low,
+            "references": refs,
+            "curves": {"history (masked kernel, tau sweep)": hist_masked,
+                       "history + zero skip (combined, tau sweep)": hist_comb,
+                       f"low-rank r={args.rank} + zero skip (margin sweep)": low},
+            "points": {"dense": refs["dense"], "zero skipping (exact)": refs["zeroskip"]}}
 
 
 def _torch_row(model, x, y, mode, label, reps) -> dict:

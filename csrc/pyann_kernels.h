@@ -43,13 +43,21 @@ int pyann_dense_per_sample(const float *x, const float *w, const float *b, float
      zero_skip != 0: skip input k of a sample when x[r, k] == 0 (exact; no prediction).
      one_at_a_time != 0: the samples are processed one after the other, the loop inside C, both
        threads splitting each sample's outputs; else batched (threads split the samples).
+     scheme: batched zero skipping without a mask only (else ignored): 1 "list" (each sample's
+       nonzeros alone: exactly the useful multiply-adds), 2 "union" (tiles of 4 samples share
+       their union of nonzeros: more multiply-adds, each weight load feeding 4), 0 = choose by
+       pyann_zeroskip_scheme.
      macs: NULL, or an int64 that the kernel increments by the multiply-adds it executed
-       (whole vectors: a vector of 16 outputs is computed, or not, as a unit).
+       (whole vectors: a vector of 16 outputs is computed, or not, as a unit; union: every lane
+       of a tile, the padding of a last partial tile included).
    mask_mode 0 with zero_skip 0 is a plain dense layer. */
 int pyann_relu_layer(const float *x, const float *w, const float *b, float *y,
                      int64_t n, int64_t in, int64_t out,
                      const uint8_t *mask, int mask_mode, int zero_skip, int relu,
-                     int one_at_a_time, int64_t *macs);
+                     int one_at_a_time, int scheme, int64_t *macs);
+/* The scheme (1 list, 2 union) that scheme 0 picks for x (n, in): by the share of nonzeros and of
+   union lanes in the first 256 rows (union when its lanes are fewer than 2.1x the nonzeros). */
+int pyann_zeroskip_scheme(const float *x, int64_t n, int64_t in);
 /* A whole MLP, one sample at a time, the loop over samples and layers inside C (the paper's
    setting): layer l maps sizes[l] -> sizes[l + 1] with ws[l] (sizes[l], sizes[l + 1]) and bs[l]
    (or NULL), ReLU after every layer but the last. x (n, sizes[0]), y (n, sizes[n_layers]).

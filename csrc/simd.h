@@ -10,6 +10,7 @@
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
+#include <stdint.h>
 #define PYANN_ISA "avx512"
 #define VW 16
 typedef __m512 vec_t;
@@ -21,6 +22,34 @@ static inline vec_t vfma(vec_t a, vec_t b, vec_t c) { return _mm512_fmadd_ps(a, 
 static inline vec_t vadd(vec_t a, vec_t b) { return _mm512_add_ps(a, b); }
 static inline vec_t vmax(vec_t a, vec_t b) { return _mm512_max_ps(a, b); }
 static inline float vsum(vec_t a) { return _mm512_reduce_add_ps(a); }
+/* The nonzero lanes of x[0 .. VW) packed to the front of val, their indices k + lane to the front
+   of idx; returns how many. Writes all VW lanes of both (the caller leaves VW of slack): a
+   compress into a register and a full store is several times faster than a masked compress-store. */
+static inline int vcompress_nonzero(const float *x, int32_t k, int32_t *idx, float *val)
+{
+    const __m512 v = _mm512_loadu_ps(x);
+    const __mmask16 m = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);   /* NaN counts */
+    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    _mm512_storeu_ps(val, _mm512_maskz_compress_ps(m, v));
+    _mm512_storeu_si512(idx, _mm512_maskz_compress_epi32(m, _mm512_add_epi32(lanes, _mm512_set1_epi32(k))));
+    return __builtin_popcount((unsigned)m);
+}
+/* The union of t rows' nonzeros (t <= 4) over lanes x_r[0 .. VW): the lanes where any row is
+   nonzero, each row's values there packed to the front of vals[r], the indices k + lane to the
+   front of idx; returns how many. Whole vectors are written, as above. */
+static inline int vcompress_union(const float *const *x, int t, int32_t k, int32_t *idx, float *const *vals)
+{
+    __m512 v[4];
+    __mmask16 m = 0;
+    for (int r = 0; r < t; r++) {
+        v[r] = _mm512_loadu_ps(x[r]);
+        m |= _mm512_cmp_ps_mask(v[r], _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    }
+    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int r = 0; r < t; r++) _mm512_storeu_ps(vals[r], _mm512_maskz_compress_ps(m, v[r]));
+    _mm512_storeu_si512(idx, _mm512_maskz_compress_epi32(m, _mm512_add_epi32(lanes, _mm512_set1_epi32(k))));
+    return __builtin_popcount((unsigned)m);
+}
 
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -54,6 +83,34 @@ static inline vec_t vfma(vec_t a, vec_t b, vec_t c) { return a * b + c; }
 static inline vec_t vadd(vec_t a, vec_t b) { return a + b; }
 static inline vec_t vmax(vec_t a, vec_t b) { return a > b ? a : b; }
 static inline float vsum(vec_t a) { return a; }
+#endif
+
+#ifndef __AVX512F__
+/* vcompress_nonzero without a compress instruction: branchless, one lane at a time. */
+static inline int vcompress_nonzero(const float *x, int32_t k, int32_t *idx, float *val)
+{
+    int nz = 0;
+    for (int j = 0; j < VW; j++) {
+        idx[nz] = k + j;
+        val[nz] = x[j];
+        nz += (x[j] != 0.0f);
+    }
+    return nz;
+}
+static inline int vcompress_union(const float *const *x, int t, int32_t k, int32_t *idx, float *const *vals)
+{
+    int nz = 0;
+    for (int j = 0; j < VW; j++) {
+        int any = 0;
+        for (int r = 0; r < t; r++) {
+            vals[r][nz] = x[r][j];
+            any |= (x[r][j] != 0.0f);
+        }
+        idx[nz] = k + j;
+        nz += any;
+    }
+    return nz;
+}
 #endif
 
 #endif /* PYANN_SIMD_H */

@@ -79,10 +79,10 @@ def _mlp_layers(model) -> List[tuple]:
 class InferencePlan:
     def __init__(self, layers: List[PlanLayer], kernel: str, mode: str, fingerprint: str,
                  predictor: Optional[Predictor], permuted: bool, split: str = "images",
-                 model_macs: Optional[int] = None, compacted: bool = False):
+                 model_macs: Optional[int] = None, compacted: bool = False, scheme: str = "auto"):
         self.layers, self.kernel, self.mode, self.split = layers, kernel, mode, split
         self.fingerprint, self.predictor, self.permuted = fingerprint, predictor, permuted
-        self.compacted = compacted
+        self.compacted, self.scheme = compacted, scheme
         self.in_features = layers[0].w.shape[0]
         self.out_features = layers[-1].w.shape[1]
         # the model's dense multiply-adds per sample, fixed before compaction and padding change
@@ -141,7 +141,7 @@ class InferencePlan:
 
     def _lowrank_mask(self, l: PlanLayer, h: np.ndarray, zero_skip: bool):
         u, v, margin = l.lowrank
-        z, m1 = kernels.relu_layer(h, u, None, None, zero_skip, relu=False, return_macs=True)
+        z, m1 = kernels.relu_layer(h, u, None, None, zero_skip, relu=False, return_macs=True, scheme=self.scheme)
         s, m2 = kernels.relu_layer(z, v, l.b, None, False, relu=False, return_macs=True)
         return (s > -margin).view(np.uint8), m1 + m2
 
@@ -169,7 +169,8 @@ class InferencePlan:
                         pm, c = self._lowrank_mask(l, h, zero_skip)
                         pmacs += c
                         mask = pm if mask is None else (pm & mask)
-                y, c = kernels.relu_layer(h, l.w, l.b, mask, zero_skip, l.relu, return_macs=True)
+                y, c = kernels.relu_layer(h, l.w, l.b, mask, zero_skip, l.relu, return_macs=True,
+                                          scheme=self.scheme)
                 macs += c
             h = y
         self.last_macs, self.last_predictor_macs = int(macs), int(pmacs)
@@ -204,7 +205,8 @@ class InferencePlan:
 
 
 def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode: str = "batched",
-            reorder: bool = True, split: str = "images", compact: bool = True) -> InferencePlan:
+            reorder: bool = True, split: str = "images", compact: bool = True,
+            scheme: str = "auto") -> InferencePlan:
     """Build an InferencePlan from a trained MLP (pyann.nn.Sequential of Flatten/Linear/ReLU).
 
     plan: a kernel family in KERNELS, or an InferencePlan to rebuild for `model` (its kernel,
@@ -217,15 +219,22 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
     compact: a shared (history) mask is applied at compile time instead of at run time: the
       masked neurons' columns of W_k and b_k and their rows of W_{k+1} are removed (see
       _compact), so neither layer spends anything on them. Exact with respect to the mask.
+    scheme: batched zero skipping on unmasked layers: "list" (each sample's nonzeros alone),
+      "union" (tiles of 4 samples share the union of their nonzeros: more multiply-adds, fewer
+      loads), or "auto" (the kernel picks per layer call from the input's density); see
+      pyann.kernels.relu_layer.
     """
     if isinstance(plan, InferencePlan):
         plan.check_model(model)
         return compile(model, plan.kernel, plan.predictor if predictor is None else predictor,
-                       plan.mode, reorder=plan.permuted, split=plan.split, compact=plan.compacted)
+                       plan.mode, reorder=plan.permuted, split=plan.split, compact=plan.compacted,
+                       scheme=plan.scheme)
     if plan not in KERNELS:
         raise ValueError(f"plan must be one of {KERNELS} or an InferencePlan, got {plan!r}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if scheme not in kernels.ZEROSKIP_SCHEMES:
+        raise ValueError(f"scheme must be one of {tuple(kernels.ZEROSKIP_SCHEMES)}, got {scheme!r}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     linears = _mlp_layers(model)
@@ -260,7 +269,7 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
     if compacted:
         _compact(layers, kernels.vector_width())
     result = InferencePlan(layers, plan, mode, model_fingerprint(model), predictor, permuted, split,
-                           model_macs, compacted)
+                           model_macs, compacted, scheme)
     if plan not in ("numpy", "dense"):
         _pad_output(result)
     return result

@@ -218,13 +218,32 @@ def relu_layer_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = No
     return y
 
 
+ZEROSKIP_SCHEMES = {"auto": 0, "list": 1, "union": 2}
+UNION_TILE = 4   # samples per tile of the "union" scheme (csrc/relu_predict.c UNION_T)
+
+
+def zeroskip_scheme(x: np.ndarray) -> str:
+    """The scheme ("list" or "union") that batched zero skipping without a mask picks for x."""
+    x = check_array("x", x, np.float32, ndim=2)
+    return "union" if _lib().pyann_zeroskip_scheme(_ptr(x), x.shape[0], x.shape[1]) == 2 else "list"
+
+
 def macs_reference(x: np.ndarray, n_out: int, mask: np.ndarray | None = None, zero_skip: bool = False,
-                   width: int | None = None) -> int:
+                   width: int | None = None, scheme: str = "list") -> int:
     """Multiply-adds the C layer executes: per sample, (inputs used: its nonzeros with zero_skip,
     else all) x (outputs computed: every vector of `width` outputs with an unmasked neuron, in
-    full; the columns after the last whole vector count one by one when any is unmasked)."""
+    full; the columns after the last whole vector count one by one when any is unmasked).
+    scheme "union" (zero skipping, no mask): the inputs used by each sample are the union of
+    its tile's nonzeros (tiles of UNION_TILE samples), and a last partial tile counts in full
+    for the whole vectors, as its missing lanes are multiplied too."""
     width = vector_width() if width is None else width
     n = x.shape[0]
+    if zero_skip and mask is None and scheme == "union":
+        full = (n_out // width) * width
+        pad = -n % UNION_TILE
+        nz = np.concatenate([x != 0, np.zeros((pad, x.shape[1]), bool)]).reshape(-1, UNION_TILE, x.shape[1])
+        union = nz.any(axis=1).sum(axis=1)                        # per tile
+        return int(union.sum() * UNION_TILE * full + np.repeat(union, UNION_TILE)[:n].sum() * (n_out - full))
     used = np.count_nonzero(x, axis=1) if zero_skip else np.full(n, x.shape[1])
     if mask is None:
         return int(used.sum() * n_out)
@@ -239,19 +258,24 @@ def macs_reference(x: np.ndarray, n_out: int, mask: np.ndarray | None = None, ze
 
 def relu_layer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, mask: np.ndarray | None = None,
                zero_skip: bool = False, relu: bool = True, one_at_a_time: bool = False,
-               out: np.ndarray | None = None, return_macs: bool = False):
+               out: np.ndarray | None = None, return_macs: bool = False, scheme: str = "auto"):
     """A dense layer that computes only part of its work, in C. x (n, in), w (in, out), b (out,)
     or None, mask None / (out,) / (n, out) uint8 or bool. Returns y (n, out), or (y, macs) with
-    return_macs. See masked_dense, zeroskip_dense and combined_dense for the three named forms."""
+    return_macs. See masked_dense, zeroskip_dense and combined_dense for the three named forms.
+    scheme ("auto", "list", "union"): how batched zero skipping without a mask shares work
+    between samples (see zeroskip_scheme and csrc/relu_predict.c, version 6); same result."""
     n_in, n_out = _dense_args(x, w, b, 2)
     n = x.shape[0]
+    if scheme not in ZEROSKIP_SCHEMES:
+        raise ValueError(f"scheme must be one of {tuple(ZEROSKIP_SCHEMES)}, got {scheme!r}")
     mode = 0
     if mask is not None:
         mask, mode = check_mask("mask", mask, n, n_out)
     out = output_buffer(out, (n, n_out), x=x, w=w, b=b)
     counter = _ext.ffi.new("int64_t *", 0) if return_macs else _ext.ffi.NULL
     _call(_lib().pyann_relu_layer, _ptr(x), _ptr(w), _ptr(b), _ptr(out), n, n_in, n_out,
-          _ptr(mask), mode, int(bool(zero_skip)), int(bool(relu)), int(bool(one_at_a_time)), counter)
+          _ptr(mask), mode, int(bool(zero_skip)), int(bool(relu)), int(bool(one_at_a_time)),
+          ZEROSKIP_SCHEMES[scheme], counter)
     return (out, int(counter[0])) if return_macs else out
 
 

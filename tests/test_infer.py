@@ -51,11 +51,16 @@ def test_predicted_plans_match_reference(small, mode, make):
             base.run(x)
             assert plan.last_macs <= base.last_macs
             assert (plan.last_predictor_macs > 0) == isinstance(pred, LowRankPredictor)
-    b = infer.compile(model, "combined", pred, mode="batched")
+    # per-sample work is the same batched (list scheme) and one image at a time; the union
+    # scheme multiplies tile-mates' zeros too, so it executes at least as much
+    b = infer.compile(model, "combined", pred, mode="batched", scheme="list")
+    u = infer.compile(model, "combined", pred, mode="batched", scheme="union")
+    np.testing.assert_allclose(u.run(x), b.run(x), rtol=1e-5, atol=1e-5)
     for split in infer.SPLITS:
         o = infer.compile(model, "combined", pred, mode="one_at_a_time", split=split)
         np.testing.assert_allclose(b.run(x), o.run(x), rtol=1e-5, atol=1e-5)
         assert (b.last_macs, b.last_predictor_macs) == (o.last_macs, o.last_predictor_macs)
+        assert u.last_macs >= o.last_macs
 
 
 @pytest.mark.parametrize("mode", infer.MODES)
@@ -114,6 +119,8 @@ def test_errors(small):
         infer.compile(model, "sparse")
     with pytest.raises(ValueError, match="split must be one of"):
         infer.compile(model, "dense", mode="one_at_a_time", split="layers")
+    with pytest.raises(ValueError, match="scheme must be one of"):
+        infer.compile(model, "zeroskip", scheme="csr")
     with pytest.raises(ValueError, match="mode must be one of"):
         infer.compile(model, "dense", mode="streaming")
     with pytest.raises(ValueError, match="features per sample"):

@@ -34,9 +34,38 @@ def test_relu_layer_matches_reference(rng, n, i, o, zero_skip, one):
             y, macs = K.relu_layer(x, w, b, mask, zero_skip, relu, one, return_macs=True)
             ref = K.relu_layer_reference(x, w, b, mask, relu)
             np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4, err_msg=name)
-            assert macs == K.macs_reference(x, o, mask, zero_skip), name
+            scheme = K.zeroskip_scheme(x) if mask is None and zero_skip and not one else "list"
+            assert macs == K.macs_reference(x, o, mask, zero_skip, scheme=scheme), name
             if name == "all masked":
                 assert not y.any() and macs == 0
+
+
+@pytest.mark.parametrize("n,i,o", SHAPES + [(130, 784, 64), (5, 16, 17)])
+@pytest.mark.parametrize("scheme", ["list", "union"])
+@pytest.mark.parametrize("zero_share", [0.0, 0.5, 0.95, 1.0])
+def test_zeroskip_schemes_match_reference(rng, n, i, o, scheme, zero_share):
+    # both batched zero-skipping schemes: any batch (partial tiles and chunks), widths off the
+    # vector size, bias or none, no zeros, mostly zeros and an all-zero input
+    x, w, b = _data(rng, n, i, o, zero_share)
+    for bias in (b, None):
+        for relu in (True, False):
+            y, macs = K.relu_layer(x, w, bias, None, True, relu, return_macs=True, scheme=scheme)
+            np.testing.assert_allclose(y, K.relu_layer_reference(x, w, bias, None, relu), rtol=1e-4, atol=1e-4)
+            assert macs == K.macs_reference(x, o, None, True, scheme=scheme)
+    if zero_share == 1.0:
+        assert macs == 0
+
+
+def test_zeroskip_scheme_choice(rng):
+    # overlapping nonzeros (the same pixels on in every sample) -> union; scattered -> list
+    x = np.zeros((64, 256), np.float32)
+    x[:, 40:80] = 1.0
+    assert K.zeroskip_scheme(x) == "union"
+    x = np.zeros((64, 256), np.float32)
+    x[np.arange(64), rng.integers(0, 256, 64)] = 1.0
+    assert K.zeroskip_scheme(x) == "list"
+    with pytest.raises(ValueError, match="scheme must be one of"):
+        K.relu_layer(x, np.zeros((256, 4), np.float32), None, None, True, scheme="dense")
 
 
 @pytest.mark.parametrize("one", [False, True])
