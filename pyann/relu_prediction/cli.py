@@ -44,7 +44,7 @@ def _run_one(args, dataset: str) -> dict:
     results = study.run_study(dataset, epochs=args.epochs, seed=args.seed, out_dir=out, probe=args.probe,
                               probe_size=None if args.probe_size == 0 else args.probe_size, root=args.data_root,
                               batch_size=args.batch_size, lr=args.lr, save_states=not args.no_states,
-                              sweep=not args.no_sweep)
+                              sweep=not args.no_sweep, activity_l1=args.activity_l1)
     t1, t3 = results["table1"], results["table3"]
     print("\nTable 1, test accuracy (%): " + ", ".join(
         f"epoch {e}: {a:.2f}" + (f" (paper {p:.2f})" if p is not None else "")
@@ -79,6 +79,9 @@ def add_relu_study_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--probe-size", type=int, default=2000, help="probe images, 0 = the whole set (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05, help="peak learning rate of the cosine schedule")
+    p.add_argument("--activity-l1", type=float, default=0.0,
+                   help="L1 penalty on the hidden activations while training (the sparse-activation "
+                        "variant; 0 = the project recipe, default)")
     p.add_argument("--data-root", default=None, help="dataset folder (default: $PYANN_DATA, cache, ...)")
     p.add_argument("--no-states", action="store_true", help="do not write states.npz (the packed per-epoch states)")
     p.add_argument("--no-sweep", action="store_true", help="skip the predictor sweep even if it is available")

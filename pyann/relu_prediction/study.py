@@ -179,7 +179,7 @@ def run_study(dataset: Union[str, object] = "mnist", epochs: int = 20, seed: int
               out_dir=None, probe: str = "test", probe_size: Optional[int] = DEFAULT_PROBE_SIZE,
               root=None, model_name: str = "mlp5", batch_size: int = 128, lr: float = 0.05,
               verbose: bool = True, progress: Optional[bool] = None, save_states: bool = True,
-              sweep: bool = True) -> dict:
+              sweep: bool = True, activity_l1: float = 0.0) -> dict:
     """Train `model_name` on `dataset` for `epochs` with the activation recorder and compute the
     study (see the module docstring). Returns the results dict; with `out_dir`, also writes
     results.json, report.md, the figures (PNG) and, with save_states, states.npz (the probe
@@ -202,7 +202,7 @@ def run_study(dataset: Union[str, object] = "mnist", epochs: int = 20, seed: int
               f"{epochs} epochs, seed {seed}; probe: {len(probe_idx)} {probe_name} images"
               + (f"; writing to {out_dir}/" if out_dir is not None else ""), flush=True)
     model, history = mlp_recipe(model_name, data, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
-                                callbacks=callbacks, progress=progress)
+                                activity_l1=activity_l1, callbacks=callbacks, progress=progress)
     t_train = time.perf_counter() - t_start
 
     # Table 1 -----------------------------------------------------------------------------------
@@ -252,7 +252,9 @@ def run_study(dataset: Union[str, object] = "mnist", epochs: int = 20, seed: int
         "dataset": name, "official_data": bool(getattr(data, "official", False)),
         "model": model_name, "hidden_widths": recorder.widths,
         "recipe": {"name": "pyann.recipes.mlp_recipe", "epochs": epochs, "seed": seed, "batch_size": batch_size,
-                   "lr": lr, "optimizer": "SGD nesterov momentum 0.9, weight decay 5e-4, cosine lr to 0"},
+                   "lr": lr, "optimizer": "SGD nesterov momentum 0.9, weight decay 5e-4, cosine lr to 0"
+                   + (f", L1 penalty {activity_l1:g} on the hidden activations" if activity_l1 else ""),
+                   "activity_l1": activity_l1},
         "probe": {"set": probe_name, "images": int(len(probe_idx)), "seed": seed,
                   "why": PROBE_RATIONALE if probe_name == "test" else "chosen by the caller (probe='train')"},
         "final_test_accuracy_pct": _pct(last.get("val_acc")),

@@ -155,7 +155,7 @@ def test_cli_parser_and_command(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr("pyann.relu_prediction.study.run_study", fake_run_study)
     assert args.func(args) == 0
     assert seen["dataset"] == "fashion-mnist" and seen["epochs"] == 3
-    assert seen["out_dir"] == str(tmp_path / "fashion-mnist")
+    assert seen["out_dir"] == str(tmp_path / "fashion-mnist") and seen["activity_l1"] == 0.0
     assert "layer 2: 20.00" in capsys.readouterr().out
 
 
@@ -205,3 +205,12 @@ def test_a_failing_sweep_is_reported_not_fatal(monkeypatch):
     monkeypatch.setattr(sweep, "sweep_history", boom)
     got = study_mod.sweep_hook(nn.build("mlp5", rng=0), _synthetic(n_train=32, n_test=16), None)
     assert got == {"status": "failed: RuntimeError: kernel exploded"}
+
+
+def test_sparse_activation_variant_is_recorded_and_sparser(study, tmp_path):
+    _, plain = study
+    sparse = run_study(_synthetic(), epochs=4, seed=0, out_dir=tmp_path, probe_size=32, verbose=False,
+                       progress=False, batch_size=64, activity_l1=0.05, sweep=False)
+    assert sparse["recipe"]["activity_l1"] == 0.05 and "L1 penalty 0.05" in sparse["recipe"]["optimizer"]
+    assert "L1 penalty 0.05" in (tmp_path / "report.md").read_text()
+    assert np.mean(sparse["table3"]["active_pct"]) < np.mean(plain["table3"]["active_pct"])
