@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import optim
-from .data.augment import CropFlip
+from .data.augment import CropFlip, LowResFirst
 from .nn import build, save
 
 
@@ -64,11 +64,14 @@ def cnn3_mnist(epochs: int = 5, batch_size: int = 128, lr: float = 0.05, momentu
 def wrn_cifar10(depth: int = 16, width: int = 2, dropout: float = 0.0, epochs: int | None = None,
                 minutes: float = 60.0, batch_size: int = 128, lr: float = 0.1, momentum: float = 0.9,
                 weight_decay: float = 5e-4, label_smoothing: float = 0.0, pad_mode: str = "reflect",
-                seed: int = 0, root=None, out=None, progress=None, limit: int | None = None) -> dict:
+                low_res_fraction: float = 0.0, seed: int = 0, root=None, out=None, progress=None,
+                limit: int | None = None) -> dict:
     """Train WRN-depth-width on CIFAR-10 and return {"history", "test", "model", ...}.
 
-    epochs None: time one training epoch's worth of steps on a sample first, then pick the
-    number of epochs that fits `minutes` (the cosine schedule needs the total up front).
+    epochs None: time training steps on a sample first, then pick the number of epochs that fits
+    `minutes` (the cosine schedule needs the total up front).
+    low_res_fraction: the share of the epochs (the first ones) trained on 16x16 downscaled
+    batches (progressive resizing, data.LowResFirst); evaluation is always at 32x32.
     """
     from .data import channel_stats, load_cifar10, to_float
     from .train import PrintTable, fit
@@ -79,9 +82,14 @@ def wrn_cifar10(depth: int = 16, width: int = 2, dropout: float = 0.0, epochs: i
         x_train, y_train = x_train[:limit], y_train[:limit]
     test = (to_float(ds.x_test, mean, std), ds.y_test)
     model = build("wrn", depth=depth, width=width, dropout=dropout, rng=seed)
+    if not 0.0 <= low_res_fraction < 1.0:
+        raise ValueError(f"low_res_fraction must be in [0, 1), got {low_res_fraction}")
     augment = CropFlip(4, pad_mode)
     if epochs is None:
-        epochs = _epochs_for_budget(model, x_train, y_train, batch_size, augment, minutes)
+        epochs = _epochs_for_budget(model, x_train, y_train, batch_size, augment, minutes, low_res_fraction)
+    low_res_epochs = int(round(low_res_fraction * epochs))
+    if low_res_epochs:
+        augment = LowResFirst(augment, low_res_epochs, 2)
     opt = optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
     schedule = optim.Warmup(optim.CosineLR(lr, epochs), epochs=min(1.0, epochs / 10))
     history = fit(model, (x_train, y_train), epochs, opt, batch_size=batch_size, validation=test,
@@ -90,13 +98,26 @@ def wrn_cifar10(depth: int = 16, width: int = 2, dropout: float = 0.0, epochs: i
     config = {"depth": depth, "width": width, "dropout": dropout, "epochs": epochs,
               "batch_size": batch_size, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
               "label_smoothing": label_smoothing, "pad_mode": pad_mode, "seed": seed,
+              "low_res_epochs": low_res_epochs, "minutes_budget": minutes,
               "official_data": ds.official}
     return _finish(model, history, test, out, f"wrn{depth}_{width}_cifar10", config)
 
 
-def _epochs_for_budget(model, x, y, batch_size, augment, minutes, steps=5):
-    """Time a few training steps (after one warm-up) on a throw-away copy of the model and
-    return the number of whole epochs that fit in `minutes`, keeping ~8% for evaluation."""
+def _epochs_for_budget(model, x, y, batch_size, augment, minutes, low_res_fraction=0.0, steps=5):
+    """Time a few training steps (after one warm-up) on a throw-away copy of the model, at full
+    and (if low_res_fraction) half resolution, and return the number of whole epochs that fit in
+    `minutes` with that share at half resolution, keeping ~8% for evaluation."""
+    full = _epoch_seconds(model, x, y, batch_size, augment, steps)
+    half = _epoch_seconds(model, x, y, batch_size, LowResFirst(augment, 1, 2), steps) if low_res_fraction else full
+    per_epoch = low_res_fraction * half + (1 - low_res_fraction) * full
+    epochs = max(1, int(minutes * 60 * 0.92 / per_epoch))
+    print(f"~{full / 60:.1f} min per epoch at 32x32, ~{half / 60:.1f} at 16x16: {epochs} epochs "
+          f"({low_res_fraction:.0%} at 16x16) fit in {minutes:g} minutes", flush=True)
+    return epochs
+
+
+def _epoch_seconds(model, x, y, batch_size, augment, steps):
+    """Seconds of one epoch of training steps, from the median of `steps` timed steps."""
     from . import ops
     from .nn import Module
     probe = Module.from_spec(model.spec())
@@ -111,10 +132,7 @@ def _epochs_for_budget(model, x, y, batch_size, augment, minutes, steps=5):
         probe.backward(ops.softmax_cross_entropy_backward(cache).astype(np.float32))
         opt.step()
         times.append(time.perf_counter() - t0)
-    per_epoch = float(np.median(times[1:])) * math.ceil(len(x) / batch_size)
-    epochs = max(1, int(minutes * 60 * 0.92 / per_epoch))
-    print(f"~{per_epoch / 60:.1f} min per epoch: {epochs} epochs fit in {minutes:g} minutes", flush=True)
-    return epochs
+    return float(np.median(times[1:])) * math.ceil(len(x) / batch_size)
 
 
 RECIPES = {"cnn3-mnist": cnn3_mnist, "wrn-cifar10": wrn_cifar10}
@@ -128,6 +146,8 @@ def main(argv=None) -> int:
     parser.add_argument("--depth", type=int, default=16)
     parser.add_argument("--width", type=int, default=2)
     parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--low-res-fraction", type=float, default=0.0,
+                        help="wrn: share of the epochs (the first) trained at 16x16 (progressive resizing)")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -139,7 +159,8 @@ def main(argv=None) -> int:
         if getattr(args, key) is not None:
             kwargs[key] = getattr(args, key)
     if args.recipe == "wrn-cifar10":
-        kwargs.update(depth=args.depth, width=args.width, dropout=args.dropout, minutes=args.minutes)
+        kwargs.update(depth=args.depth, width=args.width, dropout=args.dropout, minutes=args.minutes,
+                      low_res_fraction=args.low_res_fraction)
     result = RECIPES[args.recipe](**kwargs)
     print(f"test accuracy {100 * result['test']['accuracy']:.2f}%")
     return 0

@@ -165,7 +165,8 @@ def fit(model: Module, train, epochs: int, optimizer, batch_size: int = 128,
     x: float32 (N, ...) inputs; y: int labels (N,) for cross-entropy, or targets for MSE.
     validation: optional (x, y), evaluated in eval mode at the end of every epoch.
     schedule: lr(epoch_progress) called before every step; None keeps optimizer.lr.
-    augment: optional augment(xb, rng) -> xb applied to each training batch.
+    augment: optional augment(xb, rng) -> xb applied to each training batch; if it has a
+      set_epoch(epoch) method, fit calls it (0-based) before each epoch (progressive resizing).
     checkpoint_dir: write checkpoint.npz there after every epoch (atomically);
     resume=True continues from it when it exists (weights, optimizer state, history).
     progress: tqdm bar per epoch; None = only when stderr is a terminal.
@@ -190,6 +191,8 @@ def fit(model: Module, train, epochs: int, optimizer, batch_size: int = 128,
         rng = epoch_rng(seed, epoch)
         order = rng.permutation(n)
         reseed_modules(model, seed, epoch)
+        if hasattr(augment, "set_epoch"):
+            augment.set_epoch(epoch)
         model.train()
         t0 = time.perf_counter()
         total_loss, correct, seen = 0.0, 0, 0

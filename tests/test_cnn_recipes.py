@@ -25,3 +25,5 @@ def test_epochs_for_budget_fits_the_minutes():
     few = cnn_recipes._epochs_for_budget(model, x, y, 8, CropFlip(4), minutes=1e-4, steps=2)
     many = cnn_recipes._epochs_for_budget(model, x, y, 8, CropFlip(4), minutes=1e4, steps=2)
     assert few == 1 and many > 1
+    assert cnn_recipes._epochs_for_budget(model, x, y, 8, CropFlip(4), minutes=1e-4, low_res_fraction=0.5,
+                                          steps=2) == 1

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from pyann.data.augment import CropFlip, normalize, random_crop, random_flip
+from pyann.data.augment import CropFlip, LowResFirst, downscale, normalize, random_crop, random_flip
 
 
 def batch(n=6, c=3, h=8, w=8):
@@ -55,3 +55,27 @@ def test_errors():
         random_crop(batch(), np.random.default_rng(0), mode="wrap")
     with pytest.raises(ValueError, match="batch"):
         random_flip(np.zeros((3, 4, 4)), np.random.default_rng(0))
+
+
+def test_downscale_averages_blocks():
+    x = batch(2, 3, 4, 6)
+    y = downscale(x, 2)
+    assert y.shape == (2, 3, 2, 3) and y.dtype == np.float32
+    assert y[1, 2, 1, 2] == x[1, 2, 2:4, 4:6].mean()
+    with pytest.raises(ValueError, match="must divide"):
+        downscale(x, 4)
+
+
+def test_low_res_first_follows_the_epoch_fit_gives_it():
+    from pyann import nn, optim
+    from pyann.train import fit
+    seen = []
+    aug = LowResFirst(lambda xb, rng: seen.append(xb.shape[2]) or xb, epochs=2, factor=2)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, rng=0), nn.GlobalAvgPool(), nn.Linear(2, 3, rng=0))
+    x, y = batch(8, 1, 8, 8) / 512, np.arange(8) % 3
+    shapes = []
+    model.forward = (lambda f: lambda xb: shapes.append(xb.shape[2]) or f(xb))(model.forward)
+    fit(model, (x, y), 3, optim.SGD(model.parameters(), lr=0.01), batch_size=4, augment=aug, progress=False)
+    assert seen == [8] * 6 and shapes == [4, 4, 4, 4, 8, 8]   # inner sees full size; the model half, then full
+    with pytest.raises(ValueError, match="epochs >= 0"):
+        LowResFirst(None, epochs=-1)
