@@ -99,7 +99,7 @@ def _epochs_for_budget(model, x, y, batch_size, augment, minutes, steps=5):
     return the number of whole epochs that fit in `minutes`, keeping ~8% for evaluation."""
     from . import ops
     from .nn import Module
-    probe = Module.from_spec(model.spec())
+    probe = Module.from_spec(model.spec()).set_input_grad(False)   # as in fit()
     opt = optim.SGD(probe.parameters(), lr=0.01, momentum=0.9)
     rng = np.random.default_rng(0)
     times = []

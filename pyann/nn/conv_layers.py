@@ -54,7 +54,7 @@ class Conv2d(Module):
         return y
 
     def backward(self, dy):
-        dx, dw, db = ops.conv2d_backward(dy, self._cache)
+        dx, dw, db = ops.conv2d_backward(dy, self._cache, self.input_grad)
         self._cache = None   # drop the columns: they are the largest array a step holds
         self.weight.grad = dw
         if self.bias is not None:
