@@ -53,6 +53,13 @@ def test_bn_layer_train_gradients_and_buffers(rng):
     assert set(dict(bn.named_buffers())) == {"running_mean", "running_var"}
 
 
+def test_bn_relu_layer_gradients_and_state_names(rng):
+    layer = to_float64(nn.BatchNormReLU2d(3))
+    layer.gamma.data[:] = rng.standard_normal(3)
+    check_module_gradients(layer, rng.standard_normal((4, 3, 3, 3)), rng)
+    assert set(layer.state_dict()) == set(nn.BatchNorm2d(3).state_dict())
+
+
 def test_bn_eval_is_affine_in_running_stats(rng):
     bn = nn.BatchNorm2d(2)
     x = (rng.standard_normal((64, 2, 4, 4)) * 2 + 3).astype(np.float32)
