@@ -52,6 +52,7 @@ def add_arguments(parser):
 def pyann_step(name, batch, rng):
     shape, kwargs = MODELS[name]
     model = nn.build("wrn" if name.startswith("wrn") else name, rng=0, **kwargs)
+    model.set_input_grad(False)   # as fit() does: the gradient of the data is never used
     opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
     x = rng.standard_normal((batch,) + shape, dtype=np.float32)
     y = rng.integers(0, 10, batch)

@@ -120,7 +120,7 @@ def _epoch_seconds(model, x, y, batch_size, augment, steps):
     """Seconds of one epoch of training steps, from the median of `steps` timed steps."""
     from . import ops
     from .nn import Module
-    probe = Module.from_spec(model.spec())
+    probe = Module.from_spec(model.spec()).set_input_grad(False)   # as in fit()
     opt = optim.SGD(probe.parameters(), lr=0.01, momentum=0.9)
     rng = np.random.default_rng(0)
     times = []

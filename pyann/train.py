@@ -187,46 +187,51 @@ def fit(model: Module, train, epochs: int, optimizer, batch_size: int = 128,
         cb.on_train_begin(model, history)
     n = len(x_train)
     steps_per_epoch = (n + batch_size - 1) // batch_size
-    for epoch in range(start, epochs):
-        rng = epoch_rng(seed, epoch)
-        order = rng.permutation(n)
-        reseed_modules(model, seed, epoch)
-        if hasattr(augment, "set_epoch"):
-            augment.set_epoch(epoch)
-        model.train()
-        t0 = time.perf_counter()
-        total_loss, correct, seen = 0.0, 0, 0
-        bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress)
-        for step in range(steps_per_epoch):
-            idx = order[step * batch_size:(step + 1) * batch_size]
-            xb, yb = x_train[idx], y_train[idx]
-            if augment is not None:
-                xb = augment(xb, rng)
-            if schedule is not None:
-                optimizer.lr = schedule(epoch + step / steps_per_epoch)
-            out = model.forward(xb)
-            batch_loss, cache = loss_fwd(out, yb)
-            model.backward(loss_bwd(cache).astype(out.dtype, copy=False))
-            optimizer.step()
-            total_loss += float(batch_loss) * len(idx)
-            seen += len(idx)
-            if loss == "cross_entropy":
-                correct += int((out.argmax(axis=1) == yb).sum())
-            bar.update()
-            if step % 20 == 0:
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}")
-        bar.close()
-        record = {"epoch": epoch + 1, "loss": total_loss / max(seen, 1),
-                  "train_acc": correct / max(seen, 1) if loss == "cross_entropy" else None,
-                  "lr": float(optimizer.lr), "seconds": time.perf_counter() - t0}
-        if validation is not None:
-            val = evaluate(model, *validation, loss=loss)
-            record["val_loss"], record["val_acc"] = val["loss"], val["accuracy"]
-        history.append(record)
-        if ckpt is not None:
-            save_checkpoint(ckpt, model, optimizer, history)
-        for cb in callbacks:
-            cb.on_epoch_end(epoch + 1, model, record)
+    input_grad = model.input_grad
+    model.set_input_grad(False)   # the input is data: its gradient would be thrown away
+    try:
+        for epoch in range(start, epochs):
+            rng = epoch_rng(seed, epoch)
+            order = rng.permutation(n)
+            reseed_modules(model, seed, epoch)
+            if hasattr(augment, "set_epoch"):
+                augment.set_epoch(epoch)
+            model.train()
+            t0 = time.perf_counter()
+            total_loss, correct, seen = 0.0, 0, 0
+            bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress)
+            for step in range(steps_per_epoch):
+                idx = order[step * batch_size:(step + 1) * batch_size]
+                xb, yb = x_train[idx], y_train[idx]
+                if augment is not None:
+                    xb = augment(xb, rng)
+                if schedule is not None:
+                    optimizer.lr = schedule(epoch + step / steps_per_epoch)
+                out = model.forward(xb)
+                batch_loss, cache = loss_fwd(out, yb)
+                model.backward(loss_bwd(cache).astype(out.dtype, copy=False))
+                optimizer.step()
+                total_loss += float(batch_loss) * len(idx)
+                seen += len(idx)
+                if loss == "cross_entropy":
+                    correct += int((out.argmax(axis=1) == yb).sum())
+                bar.update()
+                if step % 20 == 0:
+                    bar.set_postfix(loss=f"{total_loss / seen:.4f}")
+            bar.close()
+            record = {"epoch": epoch + 1, "loss": total_loss / max(seen, 1),
+                      "train_acc": correct / max(seen, 1) if loss == "cross_entropy" else None,
+                      "lr": float(optimizer.lr), "seconds": time.perf_counter() - t0}
+            if validation is not None:
+                val = evaluate(model, *validation, loss=loss)
+                record["val_loss"], record["val_acc"] = val["loss"], val["accuracy"]
+            history.append(record)
+            if ckpt is not None:
+                save_checkpoint(ckpt, model, optimizer, history)
+            for cb in callbacks:
+                cb.on_epoch_end(epoch + 1, model, record)
+    finally:
+        model.set_input_grad(input_grad)
     for cb in callbacks:
         cb.on_train_end(model, history)
     return history

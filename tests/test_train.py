@@ -81,6 +81,18 @@ def test_evaluate_and_predict_restore_training_mode():
     assert predict(model, x, batch_size=7).shape == (50, 3)
 
 
+def test_fit_skips_the_input_gradient_and_restores_the_setting():
+    x, y = _blobs(64)
+    model = nn.Sequential(nn.Linear(8, 3))
+    seen = []
+
+    class Spy(Callback):
+        def on_epoch_end(self, epoch, model, logs):
+            seen.append(model[0].input_grad)
+    fit(model, (x, y), 1, SGD(model.parameters(), 0.1), callbacks=[Spy()])
+    assert seen == [False] and model[0].input_grad
+
+
 def test_fit_rejects_bad_input():
     x, y = _blobs(10)
     model = nn.Sequential(nn.Linear(8, 3))

@@ -9,13 +9,13 @@ Komodakis 2016):
                                                 proj(o)      otherwise: 1x1 conv, stride s)
 
 The projection reads the pre-activated o, as in the authors' code, so both branches see a
-normalised input.
+normalised input. Each relu(bn(.)) is one BatchNormReLU2d layer (the fused op pair).
 """
 from __future__ import annotations
 
 from .. import ops
 from .container import Sequential
-from .conv_layers import BatchNorm2d, Conv2d, Dropout
+from .conv_layers import BatchNorm2d, BatchNormReLU2d, Conv2d, Dropout
 from .layers import ReLU
 from .module import Module
 
@@ -51,7 +51,7 @@ class Residual(Module):
 class PreActBlock(Module):
     """x (N, in_channels, H, W) -> (N, out_channels, H / stride, W / stride).
 
-    Children: bn1, relu1, conv1 (3x3, stride), bn2, relu2, [dropout], conv2 (3x3), and
+    Children: bn1 (BN + ReLU), conv1 (3x3, stride), bn2 (BN + ReLU), [dropout], conv2 (3x3), and
     shortcut (1x1 conv, stride, no bias) when in_channels != out_channels or stride != 1.
     """
 
@@ -60,11 +60,9 @@ class PreActBlock(Module):
         super().__init__()
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
         self.dropout, self.seed = dropout, seed
-        self.bn1 = self.add_module("bn1", BatchNorm2d(in_channels))
-        self.relu1 = self.add_module("relu1", ReLU())
+        self.bn1 = self.add_module("bn1", BatchNormReLU2d(in_channels))
         self.conv1 = self.add_module("conv1", Conv2d(in_channels, out_channels, 3, stride, 1, bias=False, rng=rng))
-        self.bn2 = self.add_module("bn2", BatchNorm2d(out_channels))
-        self.relu2 = self.add_module("relu2", ReLU())
+        self.bn2 = self.add_module("bn2", BatchNormReLU2d(out_channels))
         self.drop = self.add_module("dropout", Dropout(dropout, seed)) if dropout > 0 else None
         self.conv2 = self.add_module("conv2", Conv2d(out_channels, out_channels, 3, 1, 1, bias=False, rng=rng))
         self.shortcut = None
@@ -73,8 +71,8 @@ class PreActBlock(Module):
                                                                bias=False, rng=rng))
 
     def forward(self, x):
-        o = self.relu1.forward(self.bn1.forward(x))
-        h = self.relu2.forward(self.bn2.forward(self.conv1.forward(o)))
+        o = self.bn1.forward(x)
+        h = self.bn2.forward(self.conv1.forward(o))
         if self.drop is not None:
             h = self.drop.forward(h)
         skip = x if self.shortcut is None else self.shortcut.forward(o)
@@ -86,10 +84,10 @@ class PreActBlock(Module):
         dh = self.conv2.backward(d_body)
         if self.drop is not None:
             dh = self.drop.backward(dh)
-        do = self.conv1.backward(self.bn2.backward(self.relu2.backward(dh)))
+        do = self.conv1.backward(self.bn2.backward(dh))
         if self.shortcut is not None:
             do += self.shortcut.backward(d_skip)
-        dx = self.bn1.backward(self.relu1.backward(do))
+        dx = self.bn1.backward(do)
         if self.shortcut is None:
             dx += d_skip
         return dx

@@ -26,6 +26,12 @@ class Sequential(Module):
             raise IndexError(f"Sequential has {len(names)} layers, no index {index}")
         self.add_module(names[index], module)
 
+    def set_input_grad(self, enabled):
+        super().set_input_grad(enabled)
+        if self._children:
+            self.layers[0].set_input_grad(enabled)
+        return self
+
     def forward(self, x):
         for layer in self._children.values():
             x = layer.forward(x)

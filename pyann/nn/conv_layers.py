@@ -1,5 +1,5 @@
-"""Image layers (NCHW): Conv2d, BatchNorm2d, MaxPool2d, AvgPool2d, GlobalAvgPool, Dropout.
-Each holds its parameters/buffers and calls its op pair from pyann.ops."""
+"""Image layers (NCHW): Conv2d, BatchNorm2d, BatchNormReLU2d, MaxPool2d, AvgPool2d, GlobalAvgPool,
+Dropout. Each holds its parameters/buffers and calls its op pair from pyann.ops."""
 from __future__ import annotations
 
 import numpy as np
@@ -54,7 +54,7 @@ class Conv2d(Module):
         return y
 
     def backward(self, dy):
-        dx, dw, db = ops.conv2d_backward(dy, self._cache)
+        dx, dw, db = ops.conv2d_backward(dy, self._cache, self.input_grad)
         self._cache = None   # drop the columns: they are the largest array a step holds
         self.weight.grad = dw
         if self.bias is not None:
@@ -96,6 +96,22 @@ class BatchNorm2d(Module):
 
     def config(self):
         return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps}
+
+
+class BatchNormReLU2d(BatchNorm2d):
+    """relu(BatchNorm2d(x)) as one layer (the fused op pair); same parameters and buffers."""
+
+    def forward(self, x):
+        _check_image(f"BatchNormReLU2d({self.num_features})", x, self.num_features)
+        y, self._cache = ops.batchnorm2d_relu_forward(
+            x, self.gamma.data, self.beta.data, self._buffers["running_mean"],
+            self._buffers["running_var"], self.training, self.momentum, self.eps)
+        return y
+
+    def backward(self, dy):
+        dx, self.gamma.grad, self.beta.grad = ops.batchnorm2d_relu_backward(dy, self._cache)
+        self._cache = None
+        return dx
 
 
 class MaxPool2d(Module):

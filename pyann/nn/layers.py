@@ -34,7 +34,7 @@ class Linear(Module):
         return y
 
     def backward(self, dy):
-        dx, dw, db = ops.linear_backward(dy, self._cache)
+        dx, dw, db = ops.linear_backward(dy, self._cache, self.input_grad)
         self.weight.grad = dw
         if self.bias is not None:
             self.bias.grad = db

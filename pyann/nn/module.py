@@ -36,6 +36,7 @@ class Module:
 
     def __init__(self):
         self.training = True
+        self.input_grad = True
         self._params: Dict[str, Parameter] = {}
         self._buffers: Dict[str, np.ndarray] = {}
         self._children: Dict[str, Module] = {}
@@ -73,6 +74,17 @@ class Module:
 
     def eval(self) -> "Module":
         return self.train(False)
+
+    def set_input_grad(self, enabled: bool) -> "Module":
+        """Whether backward must return the gradient with respect to the input.
+
+        A training loop turns it off because its input is data, so that gradient would be
+        thrown away. Layers that can skip computing it (Conv2d, Linear) then return None from
+        backward; containers whose first child alone reads the input pass the setting on to it;
+        other modules still compute it. Parameter gradients are the same either way.
+        """
+        self.input_grad = enabled
+        return self
 
     # ---- introspection --------------------------------------------------------------------
     def children(self) -> Iterator[Tuple[str, "Module"]]:

@@ -100,6 +100,11 @@ class WideResNet(Module):
         self.replaced[pos] = module.spec()
         return old
 
+    def set_input_grad(self, enabled):
+        super().set_input_grad(enabled)
+        self._children["stem"].set_input_grad(enabled)
+        return self
+
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"WideResNet expects input (N, {self.in_channels}, H, W), got {x.shape}")

@@ -10,6 +10,7 @@ from .losses import (mse_backward, mse_forward, softmax, softmax_cross_entropy_b
 from .conv import conv2d_backward, conv2d_forward, conv_output_size
 from .pooling import (avgpool2d_backward, avgpool2d_forward, global_avgpool_backward,
                       global_avgpool_forward, maxpool2d_backward, maxpool2d_forward)
-from .normalization import batchnorm2d_backward, batchnorm2d_forward
+from .normalization import (batchnorm2d_backward, batchnorm2d_forward, batchnorm2d_relu_backward,
+                            batchnorm2d_relu_forward)
 from .dropout import dropout_backward, dropout_forward, dropout_mask
 from .residual import add_backward, add_forward

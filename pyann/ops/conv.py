@@ -123,8 +123,9 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, work
     return y, ("gemm", cols, w, b is not None, meta)
 
 
-def conv2d_backward(dy, cache):
+def conv2d_backward(dy, cache, input_grad=True):
     """dy (N, F, Ho, Wo) -> dx (N, C, H, W), dw (F, C/groups, KH, KW), db (F,) or None.
+    input_grad=False returns dx = None without computing it (the input is data).
 
     With dY = dy as (F, N*Ho*Wo) per group: dW = dY @ cols^T, db = sum_{n,i,j} dy, and
         stride 1, F <= C: dx = conv(dy padded by K-1-p, W flipped and transposed), one more
@@ -134,7 +135,7 @@ def conv2d_backward(dy, cache):
     """
     kind, cols, w, has_bias, meta = cache
     if kind == "depthwise":
-        return _depthwise_backward(dy, cache)
+        return _depthwise_backward(dy, cache, input_grad)
     x_shape, s, p, d, groups = meta
     n, c, h, wd = x_shape
     f, cg, kh, kw = w.shape
@@ -150,6 +151,8 @@ def conv2d_backward(dy, cache):
         dw = np.matmul(cols, dyg.transpose(0, 2, 1)).transpose(0, 2, 1).reshape(w.shape)
     else:
         dw = np.matmul(dyg, cols.transpose(0, 2, 1)).reshape(w.shape)
+    if not input_grad:
+        return None, dw, db
     q = kh - 1 - p
     if s == 1 and d == 1 and kh == kw and 0 <= q and f <= c:
         # transposed convolution (its columns have F rows per tap, col2im's C: pick the smaller): dx[c] = sum_{f,u,v} dyp[f, i + u, j + v] w[f, c, K-1-u, K-1-v]
@@ -180,18 +183,19 @@ def _depthwise_forward(x, w, b, ho, wo, meta):
     return y, ("depthwise", xp, w, b is not None, meta)
 
 
-def _depthwise_backward(dy, cache):
+def _depthwise_backward(dy, cache, input_grad):
     """dw[c, u, v] = sum_{n,i,j} dy * xp-slice(u, v); dx-slice(u, v) += dy * w[c, u, v]."""
     _, xp, w, has_bias, meta = cache
     x_shape, s, p, d, _ = meta
     f, _, kh, kw = w.shape
     ho, wo = dy.shape[2:]
-    dxp = np.zeros(xp.shape, dy.dtype)
+    dxp = np.zeros(xp.shape, dy.dtype) if input_grad else None
     dw = np.empty_like(w)
     for u in range(kh):
         for v in range(kw):
             dw[:, 0, u, v] = np.einsum("nchw,nchw->c", dy, _window(xp, u, v, ho, wo, s, d))
-            _window(dxp, u, v, ho, wo, s, d)[...] += dy * w[:, 0, u, v].reshape(1, f, 1, 1)
+            if input_grad:
+                _window(dxp, u, v, ho, wo, s, d)[...] += dy * w[:, 0, u, v].reshape(1, f, 1, 1)
     h, wd = x_shape[2:]
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None
-    return dxp[:, :, p:p + h, p:p + wd], dw, db
+    return (dxp[:, :, p:p + h, p:p + wd] if input_grad else None), dw, db

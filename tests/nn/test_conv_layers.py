@@ -53,6 +53,13 @@ def test_bn_layer_train_gradients_and_buffers(rng):
     assert set(dict(bn.named_buffers())) == {"running_mean", "running_var"}
 
 
+def test_bn_relu_layer_gradients_and_state_names(rng):
+    layer = to_float64(nn.BatchNormReLU2d(3))
+    layer.gamma.data[:] = rng.standard_normal(3)
+    check_module_gradients(layer, rng.standard_normal((4, 3, 3, 3)), rng)
+    assert set(layer.state_dict()) == set(nn.BatchNorm2d(3).state_dict())
+
+
 def test_bn_eval_is_affine_in_running_stats(rng):
     bn = nn.BatchNorm2d(2)
     x = (rng.standard_normal((64, 2, 4, 4)) * 2 + 3).astype(np.float32)
@@ -152,3 +159,26 @@ def test_cnn3_shapes_and_float32():
     rebuilt = nn.Module.from_spec(model.spec())
     rebuilt.load_state_dict(model.state_dict())
     np.testing.assert_array_equal(rebuilt.forward(x), y)
+
+
+@pytest.mark.parametrize("name, kwargs, shape", [("cnn3", {}, (3, 1, 28, 28)),
+                                                 ("wrn", {"depth": 10, "width": 1}, (2, 3, 8, 8))])
+def test_set_input_grad_skips_the_input_gradient_only(name, kwargs, shape):
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    grads = []
+    for enabled in (True, False):
+        model = nn.build(name, rng=0, **kwargs)
+        assert model.set_input_grad(enabled) is model
+        y = model.forward(x)
+        grads.append((model.backward(np.ones_like(y)), [p.grad.copy() for p in model.parameters()]))
+    (dx, full), (skipped, partial) = grads
+    assert dx.shape == x.shape and skipped is None
+    for a, b in zip(full, partial):
+        np.testing.assert_array_equal(b, a)
+
+
+def test_set_input_grad_reaches_the_first_conv_only():
+    model = nn.build("cnn3", rng=0).set_input_grad(False)
+    assert [layer.input_grad for layer in model.layers[:4]] == [False, True, True, True]
+    wrn = nn.build("wrn", depth=10, width=1).set_input_grad(False)
+    assert [m.input_grad for m in wrn.modules() if isinstance(m, nn.Conv2d)][:3] == [False, True, True]

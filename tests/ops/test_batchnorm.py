@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from pyann.gradcheck import max_relative_error, numerical_gradient
-from pyann.ops import batchnorm2d_backward, batchnorm2d_forward
+from pyann.ops import (batchnorm2d_backward, batchnorm2d_forward, batchnorm2d_relu_backward,
+                       batchnorm2d_relu_forward)
 
 
 def bn_naive(x, gamma, beta, eps):
@@ -51,6 +52,38 @@ def test_gradients(training, rng):
     assert max_relative_error(dx, numerical_gradient(lambda _: fwd(), x, dy)) < 1e-6
     assert max_relative_error(dgamma, numerical_gradient(lambda _: fwd(), gamma, dy)) < 1e-6
     assert max_relative_error(dbeta, numerical_gradient(lambda _: fwd(), beta, dy)) < 1e-6
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_bn_relu_gradients(training, rng):
+    x = rng.standard_normal((3, 2, 3, 4)) * 2 + 1
+    gamma, beta = rng.standard_normal(2), rng.standard_normal(2)
+    rm, rv = rng.standard_normal(2), rng.uniform(0.5, 2, 2)
+    fwd = lambda: batchnorm2d_relu_forward(x, gamma, beta, rm.copy(), rv.copy(), training)[0]
+    y, cache = batchnorm2d_relu_forward(x, gamma, beta, rm.copy(), rv.copy(), training)
+    assert 0 < (y > 0).mean() < 1                   # both sides of the kink are exercised
+    dy = rng.standard_normal(y.shape)
+    dx, dgamma, dbeta = batchnorm2d_relu_backward(dy, cache)
+    assert max_relative_error(dx, numerical_gradient(lambda _: fwd(), x, dy)) < 1e-6
+    assert max_relative_error(dgamma, numerical_gradient(lambda _: fwd(), gamma, dy)) < 1e-6
+    assert max_relative_error(dbeta, numerical_gradient(lambda _: fwd(), beta, dy)) < 1e-6
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_bn_relu_equals_bn_then_relu_in_float32(training, rng):
+    x = (rng.standard_normal((4, 3, 5, 5)) * 3 + 1).astype(np.float32)
+    gamma, beta = rng.standard_normal(3).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    stats = [np.zeros(3, np.float32), np.ones(3, np.float32)]
+    z, bn_cache = batchnorm2d_forward(x, gamma, beta, *[a.copy() for a in stats], training)
+    y, cache = batchnorm2d_relu_forward(x, gamma, beta, *[a.copy() for a in stats], training)
+    np.testing.assert_array_equal(y, np.maximum(z, 0))
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dy_copy = dy.copy()
+    fused = batchnorm2d_relu_backward(dy, cache)
+    np.testing.assert_array_equal(dy, dy_copy)        # the caller's gradient is left alone
+    for a, b in zip(fused, batchnorm2d_backward(dy * (z > 0), bn_cache)):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_errors():

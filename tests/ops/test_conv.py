@@ -68,6 +68,20 @@ def test_conv_gradients(case, rng):
     assert max_relative_error(db, numerical_gradient(lambda _: fwd(), b, dy)) < 1e-6
 
 
+@pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[9]])   # transposed conv, depthwise, col2im
+def test_conv_backward_without_input_grad(case, rng):
+    n, c, h, w, f, k, s, p, d, g = case
+    x = rng.standard_normal((n, c, h, w))
+    wt = rng.standard_normal((f, c // g, k, k))
+    b = rng.standard_normal(f)
+    dy = rng.standard_normal(conv2d_forward(x, wt, b, s, p, d, g)[0].shape)
+    _, dw, db = conv2d_backward(dy, conv2d_forward(x, wt, b, s, p, d, g)[1])
+    dx, dw_skip, db_skip = conv2d_backward(dy, conv2d_forward(x, wt, b, s, p, d, g)[1], input_grad=False)
+    assert dx is None
+    np.testing.assert_array_equal(dw_skip, dw)
+    np.testing.assert_array_equal(db_skip, db)
+
+
 def test_conv_backward_matches_reference_in_float32(rng):
     # float32 training path agrees with the float64 one (no silent promotion, no drift)
     x = rng.standard_normal((4, 8, 9, 9))

@@ -23,6 +23,17 @@ def test_linear_without_bias(rng):
     assert ops.linear_backward(np.ones_like(y), cache)[2] is None
 
 
+def test_linear_backward_without_input_grad(rng):
+    x, w, b = rng.standard_normal((4, 5)), rng.standard_normal((5, 3)), rng.standard_normal(3)
+    y, cache = ops.linear_forward(x, w, b)
+    dy = rng.standard_normal(y.shape)
+    _, dw, db = ops.linear_backward(dy, cache)
+    dx, dw_skip, db_skip = ops.linear_backward(dy, cache, input_grad=False)
+    assert dx is None
+    np.testing.assert_array_equal(dw_skip, dw)
+    np.testing.assert_array_equal(db_skip, db)
+
+
 @pytest.mark.parametrize("pair", [(ops.relu_forward, ops.relu_backward), (ops.relu6_forward, ops.relu6_backward)])
 def test_activation_gradients(rng, pair):
     fwd, bwd = pair
