@@ -28,8 +28,10 @@ class Sequential(Module):
 
     def set_input_grad(self, enabled):
         super().set_input_grad(enabled)
-        if self._children:
-            self.layers[0].set_input_grad(enabled)
+        for layer in self.layers:   # the first layer, past any that only reshape (Flatten)
+            layer.set_input_grad(enabled)
+            if not layer.reshapes_only:
+                break
         return self
 
     def forward(self, x):

@@ -89,16 +89,20 @@ class ReLU6(Module):
 class Flatten(Module):
     """x (N, d1, d2, ...) -> (N, d1 * d2 * ...)."""
 
+    reshapes_only = True
+
     def forward(self, x):
         self._shape = x.shape
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dy):
-        return dy.reshape(self._shape)
+        return None if dy is None else dy.reshape(self._shape)
 
 
 class Identity(Module):
     """y = x."""
+
+    reshapes_only = True
 
     def forward(self, x):
         return x

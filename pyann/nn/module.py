@@ -75,6 +75,10 @@ class Module:
     def eval(self) -> "Module":
         return self.train(False)
 
+    # True for modules whose backward only reshapes dy (Flatten, Identity): a container passes
+    # set_input_grad through them to the layer after
+    reshapes_only = False
+
     def set_input_grad(self, enabled: bool) -> "Module":
         """Whether backward must return the gradient with respect to the input.
 

@@ -162,7 +162,8 @@ def test_cnn3_shapes_and_float32():
 
 
 @pytest.mark.parametrize("name, kwargs, shape", [("cnn3", {}, (3, 1, 28, 28)),
-                                                 ("wrn", {"depth": 10, "width": 1}, (2, 3, 8, 8))])
+                                                 ("wrn", {"depth": 10, "width": 1}, (2, 3, 8, 8)),
+                                                 ("mlp5", {}, (3, 1, 28, 28))])
 def test_set_input_grad_skips_the_input_gradient_only(name, kwargs, shape):
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
     grads = []
@@ -180,5 +181,7 @@ def test_set_input_grad_skips_the_input_gradient_only(name, kwargs, shape):
 def test_set_input_grad_reaches_the_first_conv_only():
     model = nn.build("cnn3", rng=0).set_input_grad(False)
     assert [layer.input_grad for layer in model.layers[:4]] == [False, True, True, True]
+    mlp = nn.build("mlp5", rng=0).set_input_grad(False)   # through Flatten to the first Linear
+    assert [layer.input_grad for layer in mlp.layers[:4]] == [False, False, True, True]
     wrn = nn.build("wrn", depth=10, width=1).set_input_grad(False)
     assert [m.input_grad for m in wrn.modules() if isinstance(m, nn.Conv2d)][:3] == [False, True, True]
