@@ -86,7 +86,8 @@ def wrn_cifar10(depth: int = 16, width: int = 2, dropout: float = 0.0, epochs: i
         raise ValueError(f"low_res_fraction must be in [0, 1), got {low_res_fraction}")
     augment = CropFlip(4, pad_mode)
     if epochs is None:
-        epochs = _epochs_for_budget(model, x_train, y_train, batch_size, augment, minutes, low_res_fraction)
+        epochs = _epochs_for_budget(model, x_train, y_train, batch_size, augment, minutes, low_res_fraction,
+                                    n_eval=len(test[0]))
     low_res_epochs = int(round(low_res_fraction * epochs))
     if low_res_epochs:
         augment = LowResFirst(augment, low_res_epochs, 2)
@@ -103,17 +104,31 @@ def wrn_cifar10(depth: int = 16, width: int = 2, dropout: float = 0.0, epochs: i
     return _finish(model, history, test, out, f"wrn{depth}_{width}_cifar10", config)
 
 
-def _epochs_for_budget(model, x, y, batch_size, augment, minutes, low_res_fraction=0.0, steps=5):
+def _epochs_for_budget(model, x, y, batch_size, augment, minutes, low_res_fraction=0.0, steps=5,
+                       n_eval=10000):
     """Time a few training steps (after one warm-up) on a throw-away copy of the model, at full
-    and (if low_res_fraction) half resolution, and return the number of whole epochs that fit in
-    `minutes` with that share at half resolution, keeping ~8% for evaluation."""
+    and (if low_res_fraction) half resolution, and an evaluation pass, and return the number of
+    whole epochs, each followed by evaluating n_eval images, that fit in `minutes` with that
+    share at half resolution (3% kept for the rest: loading, checkpoints)."""
     full = _epoch_seconds(model, x, y, batch_size, augment, steps)
     half = _epoch_seconds(model, x, y, batch_size, LowResFirst(augment, 1, 2), steps) if low_res_fraction else full
-    per_epoch = low_res_fraction * half + (1 - low_res_fraction) * full
-    epochs = max(1, int(minutes * 60 * 0.92 / per_epoch))
-    print(f"~{full / 60:.1f} min per epoch at 32x32, ~{half / 60:.1f} at 16x16: {epochs} epochs "
-          f"({low_res_fraction:.0%} at 16x16) fit in {minutes:g} minutes", flush=True)
+    evaluation = _eval_seconds(model, x, batch_size, n_eval)
+    per_epoch = low_res_fraction * half + (1 - low_res_fraction) * full + evaluation
+    epochs = max(1, int(minutes * 60 * 0.97 / per_epoch))
+    print(f"~{full / 60:.1f} min per epoch at 32x32, ~{half / 60:.1f} at 16x16, ~{evaluation / 60:.1f} to "
+          f"evaluate: {epochs} epochs ({low_res_fraction:.0%} at 16x16) fit in {minutes:g} minutes", flush=True)
     return epochs
+
+
+def _eval_seconds(model, x, batch_size, n_eval):
+    """Seconds to evaluate n_eval images (forward only, eval mode), from two timed batches."""
+    from .nn import Module
+    probe = Module.from_spec(model.spec()).eval()
+    xb = x[:batch_size]
+    probe.forward(xb)
+    t0 = time.perf_counter()
+    probe.forward(xb)
+    return (time.perf_counter() - t0) * math.ceil(n_eval / len(xb))
 
 
 def _epoch_seconds(model, x, y, batch_size, augment, steps):
