@@ -29,6 +29,22 @@ def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> di
     return {"median": statistics.median(times), "min": min(times), "max": max(times), "all": times}
 
 
+def time_round_robin(fns: Sequence[Callable[[], object]], repeats: int = 5, warmup: int = 1) -> List[dict]:
+    """time_call for several functions measured side by side: each round runs every function
+    once, so a slow spell of a shared machine lands on all of them instead of on whichever row
+    was being timed; the ratios of the medians are then far steadier. Same dicts as time_call."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [{"median": statistics.median(ts), "min": min(ts), "max": max(ts), "all": ts} for ts in times]
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:

@@ -22,7 +22,7 @@ from pyann import infer, kernels, plots
 from pyann.relu_prediction import HistoryPredictor, LowRankPredictor, inactive_precision_recall
 from pyann.relu_prediction import sweep as sw
 
-from .common import format_table, machine_info, machine_line, save_results, time_call
+from .common import format_table, machine_info, machine_line, save_results, time_call, time_round_robin
 
 PAPER_TAU = 0.5
 SPARSE_L1 = 1e-3   # activity-L1 strength of the sparse-activation model variant (mlp_recipe)
@@ -41,7 +41,7 @@ def add_arguments(parser):
                         help="accuracy loss (points) allowed on a training subsample when choosing "
                              "the combined rows' tau / margin (default 0.25)")
     parser.add_argument("--rank", type=int, default=32, help="rank of the low-rank predictor")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9, help="timed rounds of the batched rows")
     parser.add_argument("--repeats-one", type=int, default=3, help="repeats of the one-image rows")
     parser.add_argument("--n", type=int, default=10000, help="test images (default all 10,000)")
     parser.add_argument("--no-sweep", action="store_true", help="skip the sweeps and the figure")
@@ -193,16 +193,23 @@ def bench_model(strength, data, x_train, x, y, args):
     ]
     rows, plans = [], {}
     for mode, mode_label, reps in (("batched", "batched", args.repeats), ("one_at_a_time", "one image", args.repeats_one)):
+        entries = []   # (row without timings, the function to time)
         for name, kernel, pred in specs:
             plan = infer.compile(model, kernel, pred, mode=mode)
-            rows.append(_time_plan(plan, x, y, label, name, mode_label, reps))
+            entries.append(_plan_row(plan, x, y, label, name, mode_label))
             plans[(kernel, mode_label, name)] = plan
         if mode == "one_at_a_time" and not args.no_latency_split:   # the latency split: both cores on each image, a barrier per layer
             for name, kernel, pred in (specs[1], specs[4]):
                 plan = infer.compile(model, kernel, pred, mode=mode, split="outputs")
-                rows.append(_time_plan(plan, x, y, label, f"{name}, both cores per image", mode_label, reps))
-        rows.append(_torch_row(model, x, y, mode, mode_label, reps))
-        rows[-1]["model"] = label
+                entries.append(_plan_row(plan, x, y, label, f"{name}, both cores per image", mode_label))
+        entries.append(_torch_row(model, x, y, mode, mode_label))
+        entries[-1][0]["model"] = label
+        timed = [(row, fn) for row, fn in entries if fn is not None]
+        for (row, _), t in zip(timed, time_round_robin([fn for _, fn in timed], repeats=reps)):
+            row.update({"seconds": t["median"], "images_per_s": len(x) / t["median"], "timings": t})
+            print(f"  {label:24s} {mode_label:9s} {row['row']:55s} {t['median']:8.4f} s  "
+                  f"acc {100 * row['accuracy']:.2f}%", flush=True)
+        rows += [row for row, _ in entries]
 
     # per-layer time breakdown of the main plans
     breakdown = {}
@@ -218,45 +225,26 @@ def bench_model(strength, data, x_train, x, y, args):
     return rows, info, breakdown, sweeps
 
 
-def _time_plan(plan, x, y, model_label_, name, mode_label, reps) -> dict:
+def _plan_row(plan, x, y, model_label_, name, mode_label):
+    """(row with accuracy and MAC share, the call to time) for one compiled plan."""
     logits = plan.run_prepared(x)
     acc = float(np.mean(np.argmax(logits, 1) == y))
     share = (plan.last_macs + plan.last_predictor_macs) / plan.dense_macs(len(x))
-    t = time_call(lambda: plan.run_prepared(x), repeats=reps)
-    print(f"  {model_label_:24s} {mode_label:9s} {name:55s} {t['median']:8.4f} s  acc {100 * acc:.2f}%", flush=True)
-    return {"model": model_label_, "row": name, "mode": mode_label, "kernel": plan.kernel, "accuracy": acc,
-            "seconds": t["median"], "images_per_s": len(x) / t["median"], "mac_share": share,
-            "predictor_mac_share": plan.last_predictor_macs / plan.dense_macs(len(x)),
-            "timings": t, "plan": plan.describe()}
+    row = {"model": model_label_, "row": name, "mode": mode_label, "kernel": plan.kernel, "accuracy": acc,
+           "mac_share": share, "predictor_mac_share": plan.last_predictor_macs / plan.dense_macs(len(x)),
+           "plan": plan.describe()}
+    return row, lambda: plan.run_prepared(x)
 
 
-def _sweeps(model, history, lowrank, x, y, args) -> dict:
-    """The tau / margin sweeps on the test set: curves and reference points for the figure."""
-    hist_masked = sw.sweep_history(model, history, x, y, kernel="masked")
-    hist_comb = sw.sweep_history(model, history, x, y, kernel="combined")
-    low = sw.sweep_lowrank(model, lowrank, x, y, kernel="combined")
-    refs = sw.reference_points(model, x, y)
-    print(f"\nsweeps (test set; precision / recall of 'inactive', pooled over layers {','.join(map(str, history.layers))}):")
-    for name, pts, knob in (("history", hist_comb, "tau"), ("low-rank", low, "margin")):
-        for p in pts:
-            print(f"  {name:8s} {knob}={p[knob]:<5g} acc {100 * p['accuracy']:.2f}%  MACs {100 * p['mac_share']:.1f}%  "
-                  f"precision {p['precision_inactive']:.3f}  recall {p['recall_inactive']:.3f}")
-    return {"history_masked": hist_masked, "history_combined": hist_comb, "lowrank_combined": low,
-            "references": refs,
-            "curves": {"history (masked kernel, tau sweep)": hist_masked,
-                       "history + zero skip (combined, tau sweep)": hist_comb,
-                       f"low-rank r={args.rank} + zero skip (margin sweep)": low},
-            "points": {"dense": refs["dense"], "zero skipping (exact)": refs["zeroskip"]}}
-
-
-def _torch_row(model, x, y, mode, label, reps) -> dict:
+def _torch_row(model, x, y, mode, label):
+    """(row, the call to time) for PyTorch CPU on the same weights; (row saying so, None) without torch."""
     row = {"row": "PyTorch CPU dense", "mode": label}
     try:
         import torch
     except ImportError:
         row["note"] = "not installed"
         row["row"] = "PyTorch CPU dense (not installed)"
-        return row
+        return row, None
     torch.set_num_threads(max(1, kernels.num_threads()))
     plan = infer.compile(model, "numpy")
     lin = [torch.nn.Linear(l.w.shape[0], l.w.shape[1]) for l in plan.layers]
@@ -284,7 +272,5 @@ def _torch_row(model, x, y, mode, label, reps) -> dict:
 
     fn = batched if mode == "batched" else one
     acc = float((fn().argmax(1).numpy() == y).mean())
-    t = time_call(fn, repeats=reps)
-    row.update({"kernel": "torch", "accuracy": acc, "seconds": t["median"], "images_per_s": len(x) / t["median"],
-                "mac_share": 1.0, "timings": t, "torch": torch.__version__})
-    return row
+    row.update({"kernel": "torch", "accuracy": acc, "mac_share": 1.0, "torch": torch.__version__})
+    return row, fn

@@ -225,7 +225,17 @@ def plot_accuracy_vs_macs(curves: Mapping[str, Sequence[Mapping]], points: Optio
         ax.scatter([100 * paper["mac_share"]], [100 * paper["accuracy"]], marker="*", s=160, color="k",
                    label=paper["name"], zorder=4)
     ax.set_xlabel("multiply-adds executed (% of dense)")
-    ax.set_ylabel("test accuracy (%)")
+    # settings that wreck the model (tens of points down) would squash every useful point into a
+    # line at the top: the axis stops 8 points under the paper's (or the best) accuracy
+    best = max([100 * p["accuracy"] for pts in curves.values() for p in pts]
+               + [100 * p["accuracy"] for p in (points or {}).values()] + [0.0])
+    floor = (100 * paper["accuracy"] if paper else best) - 8
+    lowest = min([100 * p["accuracy"] for pts in curves.values() for p in pts] or [floor])
+    if lowest < floor:
+        ax.set_ylim(floor, min(100.2, best + 1.0))
+        ax.set_ylabel(f"test accuracy (%); axis cut at {floor:.0f} %")
+    else:
+        ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")

@@ -71,3 +71,14 @@ def test_save_figure_writes_png_atomically(tmp_path):
     path = plots.save_figure(fig, tmp_path / "sub" / "acc.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in path.parent.iterdir()] == ["acc.png"]
+
+
+def test_accuracy_vs_macs_cuts_the_axis_under_wrecked_settings():
+    good = [{"mac_share": 0.5, "accuracy": 0.98, "tau": 0.1}, {"mac_share": 0.3, "accuracy": 0.975, "tau": 0.2}]
+    wrecked = good + [{"mac_share": 0.05, "accuracy": 0.11, "tau": 0.7}]
+    paper = {"name": "paper", "mac_share": 0.62, "accuracy": 0.974}
+    (ax,) = plots.plot_accuracy_vs_macs({"history": good}, paper=paper).axes
+    assert "cut" not in ax.get_ylabel()
+    (ax,) = plots.plot_accuracy_vs_macs({"history": wrecked}, paper=paper).axes
+    low, high = ax.get_ylim()
+    assert low == pytest.approx(97.4 - 8) and 98 < high <= 100.2 and "cut at 89" in ax.get_ylabel()
