@@ -171,7 +171,7 @@ def bench_model(strength, data, x_train, x, y, args):
     lowrank = LowRankPredictor(args.rank, 1.0, layers).fit(model, x_train)
     # knobs for the combined rows: chosen on training images (never the test set)
     rng = np.random.default_rng(args.seed)
-    pick = rng.choice(len(x_train), 10000, replace=False)
+    pick = rng.choice(len(x_train), min(10000, len(x_train)), replace=False)
     xs, ys = np.ascontiguousarray(x_train[pick], np.float32), np.asarray(data.y_train)[pick]
     base = infer.compile(model, "dense").accuracy(xs, ys)
     tau = _choose(model, lambda t: history_pred.copy(tau=t), sw.DEFAULT_TAUS, xs, ys, base, args.max_loss)
@@ -234,6 +234,25 @@ def _plan_row(plan, x, y, model_label_, name, mode_label):
            "mac_share": share, "predictor_mac_share": plan.last_predictor_macs / plan.dense_macs(len(x)),
            "plan": plan.describe()}
     return row, lambda: plan.run_prepared(x)
+
+
+def _sweeps(model, history, lowrank, x, y, args) -> dict:
+    """The tau / margin sweeps on the test set: curves and reference points for the figure."""
+    hist_masked = sw.sweep_history(model, history, x, y, kernel="masked")
+    hist_comb = sw.sweep_history(model, history, x, y, kernel="combined")
+    low = sw.sweep_lowrank(model, lowrank, x, y, kernel="combined")
+    refs = sw.reference_points(model, x, y)
+    print(f"\nsweeps (test set; precision / recall of 'inactive', pooled over layers {','.join(map(str, history.layers))}):")
+    for name, pts, knob in (("history", hist_comb, "tau"), ("low-rank", low, "margin")):
+        for p in pts:
+            print(f"  {name:8s} {knob}={p[knob]:<5g} acc {100 * p['accuracy']:.2f}%  MACs {100 * p['mac_share']:.1f}%  "
+                  f"precision {p['precision_inactive']:.3f}  recall {p['recall_inactive']:.3f}")
+    return {"history_masked": hist_masked, "history_combined": hist_comb, "lowrank_combined": low,
+            "references": refs,
+            "curves": {"history (masked kernel, tau sweep)": hist_masked,
+                       "history + zero skip (combined, tau sweep)": hist_comb,
+                       f"low-rank r={args.rank} + zero skip (margin sweep)": low},
+            "points": {"dense": refs["dense"], "zero skipping (exact)": refs["zeroskip"]}}
 
 
 def _torch_row(model, x, y, mode, label):
