@@ -320,7 +320,8 @@ def _compact(layers: List[PlanLayer], width: int) -> None:
     b_k) and its row of W_{k+1} leaves every output of the network unchanged. The kept count is
     padded with zero neurons (W column 0, bias 0: ReLU(0) = 0, exact) up to a multiple of the
     vector width, so the kernels keep whole vectors; the padding is executed and counted.
-    A mask that keeps nothing stays a mask (a layer of width 0 is not a layer).
+    A mask that keeps nothing stays a mask (a layer of width 0 is not a layer). Masks come from
+    a shared (history) predictor, so no layer here carries low-rank factors to trim.
     """
     for i, l in enumerate(layers[:-1]):
         if l.mask is None or not l.mask.any():
@@ -334,11 +335,5 @@ def _compact(layers: List[PlanLayer], width: int) -> None:
         l.w = np.ascontiguousarray(np.pad(l.w[:, keep], ((0, 0), (0, pad))))
         if l.b is not None:
             l.b = np.ascontiguousarray(np.pad(l.b[keep], (0, pad)))
-        if l.lowrank is not None:   # a layer has one predictor kind; kept for completeness
-            u, v, m = l.lowrank
-            l.lowrank = (u, np.ascontiguousarray(np.pad(v[:, keep], ((0, 0), (0, pad)))), m)
         l.mask = None
         nxt.w = np.ascontiguousarray(np.pad(nxt.w[keep, :], ((0, pad), (0, 0))))
-        if nxt.lowrank is not None:
-            u, v, m = nxt.lowrank
-            nxt.lowrank = (np.ascontiguousarray(np.pad(u[keep, :], ((0, pad), (0, 0)))), v, m)
