@@ -82,15 +82,19 @@ class BatchNorm2d(Module):
         self.add_buffer("running_mean", np.zeros(num_features, np.float32))
         self.add_buffer("running_var", np.ones(num_features, np.float32))
 
+    # the op pair; BatchNormReLU2d swaps in the fused one and keeps everything else
+    forward_op = staticmethod(ops.batchnorm2d_forward)
+    backward_op = staticmethod(ops.batchnorm2d_backward)
+
     def forward(self, x):
-        _check_image(f"BatchNorm2d({self.num_features})", x, self.num_features)
-        y, self._cache = ops.batchnorm2d_forward(
+        _check_image(f"{type(self).__name__}({self.num_features})", x, self.num_features)
+        y, self._cache = self.forward_op(
             x, self.gamma.data, self.beta.data, self._buffers["running_mean"],
             self._buffers["running_var"], self.training, self.momentum, self.eps)
         return y
 
     def backward(self, dy):
-        dx, self.gamma.grad, self.beta.grad = ops.batchnorm2d_backward(dy, self._cache)
+        dx, self.gamma.grad, self.beta.grad = self.backward_op(dy, self._cache)
         self._cache = None
         return dx
 
@@ -101,17 +105,8 @@ class BatchNorm2d(Module):
 class BatchNormReLU2d(BatchNorm2d):
     """relu(BatchNorm2d(x)) as one layer (the fused op pair); same parameters and buffers."""
 
-    def forward(self, x):
-        _check_image(f"BatchNormReLU2d({self.num_features})", x, self.num_features)
-        y, self._cache = ops.batchnorm2d_relu_forward(
-            x, self.gamma.data, self.beta.data, self._buffers["running_mean"],
-            self._buffers["running_var"], self.training, self.momentum, self.eps)
-        return y
-
-    def backward(self, dy):
-        dx, self.gamma.grad, self.beta.grad = ops.batchnorm2d_relu_backward(dy, self._cache)
-        self._cache = None
-        return dx
+    forward_op = staticmethod(ops.batchnorm2d_relu_forward)
+    backward_op = staticmethod(ops.batchnorm2d_relu_backward)
 
 
 class MaxPool2d(Module):
