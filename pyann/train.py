@@ -29,7 +29,8 @@ CHECKPOINT_NAME = "checkpoint.npz"
 
 @dataclasses.dataclass
 class History:
-    """Per-epoch records: each a dict with epoch, loss, train_acc, val_loss, val_acc, lr, seconds."""
+    """Per-epoch records: each a dict with epoch, loss, train_acc, val_loss, val_acc, lr, seconds
+    (of the training steps) and eval_seconds (of the validation pass)."""
     epochs: List[dict] = dataclasses.field(default_factory=list)
 
     def append(self, record: dict) -> None:
@@ -73,7 +74,8 @@ class PrintTable(Callback):
         val_acc = logs.get("val_acc")
         print(f"{epoch:>5d} {logs['loss']:>8.4f} {100 * logs['train_acc']:>8.2f}% "
               f"{'-' if val_loss is None else f'{val_loss:.4f}':>9} "
-              f"{'-' if val_acc is None else f'{100 * val_acc:.2f}%':>8} {logs['lr']:>9.2e} {logs['seconds']:>8.1f}",
+              f"{'-' if val_acc is None else f'{100 * val_acc:.2f}%':>8} {logs['lr']:>9.2e} {logs['seconds']:>8.1f}"
+              + (f" {logs['image_size']:>4d}px" if "image_size" in logs else ""),
               file=self.stream, flush=True)
 
 
@@ -159,14 +161,19 @@ def fit(model: Module, train, epochs: int, optimizer, batch_size: int = 128,
         validation=None, callbacks: Sequence[Callback] = (), seed: int = 0,
         schedule: Optional[Callable[[float], float]] = None, loss: str = "cross_entropy",
         label_smoothing: float = 0.0, augment: Optional[Callable] = None,
-        checkpoint_dir=None, resume: bool = False, progress: Optional[bool] = None) -> History:
+        checkpoint_dir=None, resume: bool = False, progress: Optional[bool] = None,
+        eval_batch_size: int = 1000) -> History:
     """Train `model` on train = (x, y) for `epochs` epochs and return its History.
 
     x: float32 (N, ...) inputs; y: int labels (N,) for cross-entropy, or targets for MSE.
-    validation: optional (x, y), evaluated in eval mode at the end of every epoch.
+    validation: optional (x, y), evaluated in eval mode at the end of every epoch, in batches
+      of eval_batch_size (a convolutional model wants small ones: its im2col buffers grow
+      with the batch).
     schedule: lr(epoch_progress) called before every step; None keeps optimizer.lr.
     augment: optional augment(xb, rng) -> xb applied to each training batch; if it has a
-      set_epoch(epoch) method, fit calls it (0-based) before each epoch (progressive resizing).
+      set_epoch(epoch) method, fit calls it (0-based) before each epoch, and if it has a
+      for_validation(x) method, the validation inputs go through it (progressive resizing:
+      each stage is evaluated at its own size, recorded as "image_size").
     checkpoint_dir: write checkpoint.npz there after every epoch (atomically);
     resume=True continues from it when it exists (weights, optimizer state, history).
     progress: tqdm bar per epoch; None = only when stderr is a terminal.
@@ -223,8 +230,14 @@ def fit(model: Module, train, epochs: int, optimizer, batch_size: int = 128,
                       "train_acc": correct / max(seen, 1) if loss == "cross_entropy" else None,
                       "lr": float(optimizer.lr), "seconds": time.perf_counter() - t0}
             if validation is not None:
-                val = evaluate(model, *validation, loss=loss)
+                x_val = validation[0]
+                if hasattr(augment, "for_validation"):
+                    x_val = augment.for_validation(x_val)
+                    record["image_size"] = int(x_val.shape[-1])
+                t_eval = time.perf_counter()
+                val = evaluate(model, x_val, validation[1], batch_size=eval_batch_size, loss=loss)
                 record["val_loss"], record["val_acc"] = val["loss"], val["accuracy"]
+                record["eval_seconds"] = time.perf_counter() - t_eval
             history.append(record)
             if ckpt is not None:
                 save_checkpoint(ckpt, model, optimizer, history)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from pyann import cnn_recipes, nn
-from pyann.data.augment import CropFlip
+from pyann.data.augment import CropFlip, ProgressiveResize
 
 
 @pytest.mark.realdata
@@ -17,13 +17,23 @@ def test_cnn3_mnist_smoke(data_root, tmp_path):
     assert loaded.spec() == result["model"].spec()
 
 
-def test_epochs_for_budget_fits_the_minutes():
+def test_full_epochs_for_budget_fits_the_minutes_after_the_stages():
     model = nn.build("wrn", depth=10, width=1)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, 10, 64)
-    few = cnn_recipes._epochs_for_budget(model, x, y, 8, CropFlip(4), minutes=1e-4, steps=2)
-    many = cnn_recipes._epochs_for_budget(model, x, y, 8, CropFlip(4), minutes=1e4, steps=2)
-    assert few == 1 and many > 1
-    assert cnn_recipes._epochs_for_budget(model, x, y, 8, CropFlip(4), minutes=1e-4, low_res_fraction=0.5,
-                                          steps=2) == 1
+
+    def full_epochs(minutes, stages):
+        return cnn_recipes._full_epochs_for_budget(model, x, y, 8, ProgressiveResize(CropFlip(4), stages),
+                                                   minutes, n_eval=64, eval_batch_size=16, steps=2)
+    assert full_epochs(1e-4, []) == 1 and full_epochs(1e4, []) > 1
+    # the stages' time comes off the budget first
+    assert full_epochs(1e4, [(16, 100000)]) < full_epochs(1e4, [])
+    assert full_epochs(1e-4, [(16, 1)]) == 1
+
+
+def test_parse_stages():
+    assert cnn_recipes._parse_stages("16:3,24:2") == [(16, 3), (24, 2)]
+    assert cnn_recipes._parse_stages("none") == []
+    with pytest.raises(Exception, match="SIZE:EPOCHS"):
+        cnn_recipes._parse_stages("16-3")

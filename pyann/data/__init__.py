@@ -17,7 +17,7 @@ Errors: :class:`DatasetError` (a ``ValueError``) and its subclasses :class:`Chec
 and :class:`DatasetNotFoundError` (also a ``FileNotFoundError``).
 """
 
-from .augment import CropFlip, LowResFirst, downscale, normalize, random_crop, random_flip
+from .augment import CropFlip, ProgressiveResize, normalize, random_crop, random_flip, resize
 from .batching import batches, num_batches
 from .dataset import Dataset
 from .errors import ChecksumError, DatasetError, DatasetNotFoundError, UnofficialDataWarning
@@ -30,7 +30,7 @@ __all__ = [
     "Dataset", "Located",
     "load", "load_mnist", "load_fashion_mnist", "load_cifar10", "fetch", "locate", "read_located",
     "to_float", "channel_stats", "batches", "num_batches",
-    "random_crop", "random_flip", "normalize", "CropFlip", "LowResFirst", "downscale",
+    "random_crop", "random_flip", "normalize", "CropFlip", "ProgressiveResize", "resize",
     "DATASETS", "dataset_names", "get_spec", "cache_dir",
     "DatasetError", "DatasetNotFoundError", "ChecksumError", "UnofficialDataWarning",
 ]

@@ -5,9 +5,10 @@ random_flip: mirror each image left-right with probability p.
 normalize:   (x - mean[c]) / std[c] per channel.
 CropFlip:    the standard CIFAR recipe as one callable `augment(xb, rng) -> xb`, the shape of a
              per-batch augmentation hook in a training loop.
-LowResFirst: progressive resizing: another augment's batches at 1/factor resolution (average
-             pooling) for the first epochs, full size after; fit() tells it the epoch through
-             set_epoch(epoch).
+resize:      area-averaging resize of a batch to size x size.
+ProgressiveResize: progressive resizing: another augment's batches resized to a schedule of
+             sizes for the first epochs, full size after; fit() tells it the epoch through
+             set_epoch(epoch) and evaluates through for_validation(x).
 """
 from __future__ import annotations
 
@@ -78,39 +79,68 @@ class CropFlip:
         return f"CropFlip(padding={self.padding}, mode={self.mode!r}, flip={self.flip})"
 
 
-def downscale(x: np.ndarray, factor: int) -> np.ndarray:
-    """x (N, C, H, W) -> (N, C, H / factor, W / factor): the mean of each factor x factor block."""
-    _check_batch(x, "downscale")
-    n, c, h, w = x.shape
-    if factor < 1 or h % factor or w % factor:
-        raise ValueError(f"downscale factor {factor} must divide the image size {h}x{w}")
-    return x.reshape(n, c, h // factor, factor, w // factor, factor).mean(axis=(3, 5), dtype=x.dtype)
+def _area_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) box-filter weights: output pixel i is the mean of the input interval
+    [i * n_in / n_out, (i + 1) * n_in / n_out), each input pixel weighted by its overlap."""
+    edges = np.arange(n_out + 1) * (n_in / n_out)
+    j = np.arange(n_in)
+    overlap = np.minimum(edges[1:, None], j + 1) - np.maximum(edges[:-1, None], j)
+    return np.clip(overlap, 0, None) / (n_in / n_out)
 
 
-class LowResFirst:
-    """augment(xb, rng): `inner` (or nothing), then for the first `epochs` epochs a downscale by
-    `factor` (progressive resizing). A convolutional network with global pooling takes any size,
-    and a half-size image costs about a quarter of the convolution work, so the early epochs,
-    where the network learns coarse features, run ~3-4x faster; the last epochs at full size
-    fit it to the test resolution. fit() calls set_epoch(epoch) (0-based) before each epoch."""
+def resize(x: np.ndarray, size: int) -> np.ndarray:
+    """x (N, C, H, W) -> (N, C, size, size) by area averaging (a box filter, so no aliasing):
+        y = A_h x A_w^T,  A (size, H) the overlap weights of _area_weights.
+    An integer factor gives the exact block means; 32 -> 24 mixes neighbouring pixels."""
+    _check_batch(x, "resize")
+    if size < 1:
+        raise ValueError(f"resize needs size >= 1, got {size}")
+    h, w = x.shape[2:]
+    if (h, w) == (size, size):
+        return x
+    a_h = _area_weights(h, size).astype(x.dtype)
+    a_w = _area_weights(w, size).astype(x.dtype)
+    return np.matmul(np.matmul(a_h, x), a_w.T)
 
-    def __init__(self, inner=None, epochs: int = 0, factor: int = 2):
-        if epochs < 0 or factor < 1:
-            raise ValueError(f"LowResFirst needs epochs >= 0 and factor >= 1, got {epochs}, {factor}")
-        self.inner, self.epochs, self.factor = inner, epochs, factor
+
+class ProgressiveResize:
+    """augment(xb, rng): `inner` (or nothing), then a resize to the current stage's size.
+
+    stages: [(size, epochs), ...], trained in order, then full size for the remaining epochs.
+    A convolutional network with global pooling takes any size, and a (s/32)^2-size image costs
+    about that share of the convolution work, so the early epochs, where the network learns
+    coarse features, run several times faster; the last epochs at full size fit it to the test
+    resolution. fit() calls set_epoch(epoch) (0-based) before each epoch, and evaluates through
+    for_validation(x), so each stage's test accuracy is measured at the size it trains at."""
+
+    def __init__(self, inner=None, stages=()):
+        stages = [(int(size), int(epochs)) for size, epochs in stages]
+        for size, epochs in stages:
+            if size < 1 or epochs < 0:
+                raise ValueError(f"ProgressiveResize stages need size >= 1 and epochs >= 0, got {stages}")
+        self.inner, self.stages = inner, stages
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     @property
-    def low_res(self) -> bool:
-        return self.epoch < self.epochs and self.factor > 1
+    def size(self):
+        """The image size of the current epoch, or None for full size."""
+        end = 0
+        for size, epochs in self.stages:
+            end += epochs
+            if self.epoch < end:
+                return size
+        return None
+
+    def for_validation(self, x: np.ndarray) -> np.ndarray:
+        return x if self.size is None else resize(x, self.size)
 
     def __call__(self, xb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.inner is not None:
             xb = self.inner(xb, rng)
-        return downscale(xb, self.factor) if self.low_res else xb
+        return xb if self.size is None else resize(xb, self.size)
 
     def __repr__(self) -> str:
-        return f"LowResFirst({self.inner!r}, epochs={self.epochs}, factor={self.factor})"
+        return f"ProgressiveResize({self.inner!r}, stages={self.stages})"

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from pyann.data.augment import CropFlip, LowResFirst, downscale, normalize, random_crop, random_flip
+from pyann.data.augment import CropFlip, ProgressiveResize, normalize, random_crop, random_flip, resize
 
 
 def batch(n=6, c=3, h=8, w=8):
@@ -57,25 +57,48 @@ def test_errors():
         random_flip(np.zeros((3, 4, 4)), np.random.default_rng(0))
 
 
-def test_downscale_averages_blocks():
-    x = batch(2, 3, 4, 6)
-    y = downscale(x, 2)
-    assert y.shape == (2, 3, 2, 3) and y.dtype == np.float32
-    assert y[1, 2, 1, 2] == x[1, 2, 2:4, 4:6].mean()
-    with pytest.raises(ValueError, match="must divide"):
-        downscale(x, 4)
+def _resize_reference(x, size):
+    """Each output pixel: the overlap-weighted mean of the input pixels its box covers."""
+    n, c, h, w = x.shape
+    out = np.zeros((n, c, size, size))
+    for i in range(size):
+        for j in range(size):
+            total = 0.0
+            for u in range(h):
+                for v in range(w):
+                    oy = max(0.0, min((i + 1) * h / size, u + 1) - max(i * h / size, u))
+                    ox = max(0.0, min((j + 1) * w / size, v + 1) - max(j * w / size, v))
+                    out[:, :, i, j] += oy * ox * x[:, :, u, v]
+                    total += oy * ox
+            out[:, :, i, j] /= total
+    return out
 
 
-def test_low_res_first_follows_the_epoch_fit_gives_it():
+def test_resize_matches_the_area_reference():
+    x = batch(2, 3, 8, 8)
+    for size in (6, 4, 3, 8, 11):
+        y = resize(x, size)
+        assert y.shape == (2, 3, size, size) and y.dtype == np.float32
+        np.testing.assert_allclose(y, _resize_reference(x.astype(np.float64), size), rtol=1e-5, atol=1e-4)
+    assert resize(x, 4)[1, 2, 1, 2] == pytest.approx(x[1, 2, 2:4, 4:6].mean())   # factor 2: block means
+    with pytest.raises(ValueError, match="size >= 1"):
+        resize(x, 0)
+
+
+def test_progressive_resize_follows_the_epoch_fit_gives_it():
     from pyann import nn, optim
     from pyann.train import fit
     seen = []
-    aug = LowResFirst(lambda xb, rng: seen.append(xb.shape[2]) or xb, epochs=2, factor=2)
+    aug = ProgressiveResize(lambda xb, rng: seen.append(xb.shape[2]) or xb, stages=[(4, 1), (6, 2)])
     model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, rng=0), nn.GlobalAvgPool(), nn.Linear(2, 3, rng=0))
     x, y = batch(8, 1, 8, 8) / 512, np.arange(8) % 3
     shapes = []
     model.forward = (lambda f: lambda xb: shapes.append(xb.shape[2]) or f(xb))(model.forward)
-    fit(model, (x, y), 3, optim.SGD(model.parameters(), lr=0.01), batch_size=4, augment=aug, progress=False)
-    assert seen == [8] * 6 and shapes == [4, 4, 4, 4, 8, 8]   # inner sees full size; the model half, then full
-    with pytest.raises(ValueError, match="epochs >= 0"):
-        LowResFirst(None, epochs=-1)
+    history = fit(model, (x, y), 4, optim.SGD(model.parameters(), lr=0.01), batch_size=4, augment=aug,
+                  validation=(x, y), eval_batch_size=8, progress=False)
+    assert seen == [8] * 8                      # the inner augment always sees full size
+    # per epoch: two training batches, then one validation batch at the same size
+    assert shapes == [4, 4, 4, 6, 6, 6, 6, 6, 6, 8, 8, 8]
+    assert history.column("image_size") == [4, 6, 6, 8]
+    with pytest.raises(ValueError, match="size >= 1 and epochs >= 0"):
+        ProgressiveResize(None, stages=[(16, -1)])
