@@ -23,24 +23,57 @@ import numpy as np
 
 from . import optim
 from .data.augment import CropFlip, ProgressiveResize
+from .io import write_json, write_text
 from .nn import build, save
 
 
-def _finish(model, history, test, out, name, config):
+def _finish(model, history, test, out, name, config, target=None):
     from .train import evaluate
     last = history.last()
     if "val_acc" in last and last.get("image_size", test[0].shape[-1]) == test[0].shape[-1]:
         final = {"loss": last["val_loss"], "accuracy": last["val_acc"]}   # the last epoch's evaluation
     else:
         final = evaluate(model, *test, batch_size=100)
-    result = {"recipe": name, "config": config, "history": history.epochs, "test": final}
+    result = {"recipe": name, "config": config, "history": history.epochs, "test": final, "target": target}
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         save(model, out / f"{name}.npz", metadata={"recipe": name, "test": result["test"]})
-        (out / "results.json").write_text(json.dumps(result, indent=2))
+        write_json(out / "results.json", result)
+        write_report(out, result)
     result["model"] = model
     return result
+
+
+def write_report(out, result: dict) -> None:
+    """report.md (the per-epoch table, the time, the final accuracy against the target) and
+    training-curve.png in `out`, from a recipe's results.json dict alone."""
+    from .plots import plot_training_curve, save_figure
+    out = Path(out)
+    config, history, target = result["config"], result["history"], result.get("target")
+    data = "" if config.get("official_data", True) else " (JPEG-derived copy, not the official files)"
+    minutes = sum(e["seconds"] + e.get("eval_seconds", 0.0) for e in history) / 60
+    acc = 100 * result["test"]["accuracy"]
+    lines = [f"# {result['recipe']}{data}", "",
+             f"Test accuracy **{acc:.2f} %** after {len(history)} epochs, {minutes:.1f} minutes of training "
+             f"and evaluation" + (f"; target {100 * target:g} %: {'met' if acc >= 100 * target else 'missed'}."
+                                  if target else "."), "",
+             "Config: " + ", ".join(f"{k}={v}" for k, v in config.items()), "",
+             "| epoch | image size | loss | train acc | test acc | lr | train s | eval s | minutes so far |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    elapsed = 0.0
+    for e in history:
+        elapsed += e["seconds"] + e.get("eval_seconds", 0.0)
+        val = f"{100 * e['val_acc']:.2f} %" if e.get("val_acc") is not None else "-"
+        lines.append(f"| {e['epoch']} | {e.get('image_size', '-')} | {e['loss']:.4f} | {100 * e['train_acc']:.2f} % "
+                     f"| {val} | {e['lr']:.2e} | {e['seconds']:.0f} | {e.get('eval_seconds', 0.0):.0f} "
+                     f"| {elapsed / 60:.1f} |")
+    lines += ["", "Test accuracy of a reduced-size epoch is measured at that size; the final one at full size.",
+              "", "![training curve](training-curve.png)", ""]
+    write_text(out / "report.md", "\n".join(lines))
+    title = f"{result['recipe']}{' (JPEG-derived CIFAR-10)' if data and 'cifar' in result['recipe'] else ''}"
+    save_figure(plot_training_curve(history, None if target is None else 100 * target, title),
+                out / "training-curve.png")
 
 
 def cnn3_mnist(epochs: int = 5, batch_size: int = 128, lr: float = 0.05, momentum: float = 0.9,
@@ -63,7 +96,7 @@ def cnn3_mnist(epochs: int = 5, batch_size: int = 128, lr: float = 0.05, momentu
                   callbacks=[PrintTable()], seed=seed, schedule=schedule, progress=progress)
     config = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum,
               "weight_decay": weight_decay, "seed": seed}
-    return _finish(model, history, test, out, "cnn3_mnist", config)
+    return _finish(model, history, test, out, "cnn3_mnist", config, target=0.99)
 
 
 def wrn_cifar10(depth: int = 16, width: int = 2, dropout: float = 0.0, epochs: int | None = None,
@@ -112,7 +145,7 @@ def wrn_cifar10(depth: int = 16, width: int = 2, dropout: float = 0.0, epochs: i
               "batch_size": batch_size, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
               "label_smoothing": label_smoothing, "pad_mode": pad_mode, "seed": seed,
               "progressive": stages, "minutes_budget": minutes, "official_data": ds.official}
-    return _finish(model, history, test, out, f"wrn{depth}_{width}_cifar10", config)
+    return _finish(model, history, test, out, f"wrn{depth}_{width}_cifar10", config, target=0.85)
 
 
 def _full_epochs_for_budget(model, x, y, batch_size, augment, minutes, n_eval, eval_batch_size, steps=5):
@@ -179,7 +212,9 @@ RECIPES = {"cnn3-mnist": cnn3_mnist, "wrn-cifar10": wrn_cifar10}
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pyann.cnn_recipes", description=__doc__.split("\n")[0])
-    parser.add_argument("recipe", choices=sorted(RECIPES))
+    parser.add_argument("recipe", choices=sorted(RECIPES) + ["report"],
+                        help="a recipe to run, or 'report' to redraw report.md and the figure of --out "
+                             "from its results.json")
     parser.add_argument("--epochs", type=int, default=None, help="default: 5 (cnn3); from --minutes (wrn)")
     parser.add_argument("--minutes", type=float, default=60.0, help="wrn time budget when --epochs is not given")
     parser.add_argument("--depth", type=int, default=16)
@@ -193,8 +228,15 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="train on the first N images only")
-    parser.add_argument("--out", default=None, help="folder for the model, results.json (and wrn checkpoints)")
+    parser.add_argument("--out", default=None,
+                        help="folder for the model, results.json, report.md, training-curve.png (and wrn checkpoints)")
     args = parser.parse_args(argv)
+    if args.recipe == "report":
+        if args.out is None:
+            parser.error("report needs --out FOLDER (one holding a recipe's results.json)")
+        write_report(args.out, json.loads((Path(args.out) / "results.json").read_text()))
+        print(f"wrote {Path(args.out) / 'report.md'} and {Path(args.out) / 'training-curve.png'}")
+        return 0
     kwargs = {"seed": args.seed, "out": args.out, "limit": args.limit}
     for key in ("epochs", "batch_size", "lr"):
         if getattr(args, key) is not None:

@@ -11,6 +11,10 @@ ReLU-prediction study (paper 1):
     plot_agreement       Figure 2: P(state at epoch e == state at epoch e-1) per layer, per dataset
     plot_active_share    Table 3: share of active neurons per layer, paper's bars beside ours
     plot_firing_rates    per-layer histograms of per-neuron firing rates (dead / rare / always on)
+
+Training runs (CNN recipes):
+    plot_training_curve  train and test accuracy against wall-clock minutes, progressive-resizing
+                         stages shaded, a target line
 """
 from __future__ import annotations
 
@@ -239,4 +243,42 @@ def plot_accuracy_vs_macs(curves: Mapping[str, Sequence[Mapping]], points: Optio
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def plot_training_curve(history: Sequence[Mapping], target_pct: Optional[float] = None,
+                        title: str = "Training curve") -> Figure:
+    """Train and test accuracy (%) at the end of each epoch against wall-clock minutes (training
+    steps plus evaluation, from History records). Epochs trained at a reduced image size
+    ("image_size" in the record) are shaded and labelled with it: their test accuracy is
+    measured at that size."""
+    fig = _figure(7.0, 4.4)
+    ax = fig.add_subplot()
+    ends = np.cumsum([e["seconds"] + e.get("eval_seconds", 0.0) for e in history]) / 60
+    starts = np.concatenate([[0.0], ends[:-1]])
+    sizes = [e.get("image_size") for e in history]
+    shades = {}
+    for start, end, size in zip(starts, ends, sizes):
+        if size is not None:
+            shade = shades.setdefault(size, 0.06 + 0.06 * len(shades))
+            ax.axvspan(start, end, color="tab:blue", alpha=shade, lw=0)
+    for i, size in enumerate(sizes):   # label each run of equal sizes once, at its middle
+        if size is not None and (i == 0 or sizes[i - 1] != size):
+            j = i
+            while j + 1 < len(sizes) and sizes[j + 1] == size:
+                j += 1
+            ax.text((starts[i] + ends[j]) / 2, 0.02, f"{size} px", ha="center", transform=ax.get_xaxis_transform(),
+                    fontsize=8, color="tab:blue")
+    ax.plot(ends, [100 * e["train_acc"] for e in history], marker="o", markersize=3, linestyle="--",
+            label="train (augmented batches, running mean over the epoch)")
+    if any("val_acc" in e for e in history):
+        ax.plot(ends, [100 * e["val_acc"] for e in history], marker="o", markersize=4,
+                label="test (at the epoch's image size)")
+    if target_pct is not None:
+        ax.axhline(target_pct, color="black", linestyle=":", label=f"target {target_pct:g} %")
+    ax.set_xlabel("wall-clock minutes (training steps + evaluation)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
     return fig

@@ -82,3 +82,16 @@ def test_accuracy_vs_macs_cuts_the_axis_under_wrecked_settings():
     (ax,) = plots.plot_accuracy_vs_macs({"history": wrecked}, paper=paper).axes
     low, high = ax.get_ylim()
     assert low == pytest.approx(97.4 - 8) and 98 < high <= 100.2 and "cut at 89" in ax.get_ylabel()
+
+
+def test_training_curve_against_wall_clock_with_stages_shaded():
+    history = [{"epoch": e + 1, "train_acc": 0.3 + 0.1 * e, "val_acc": 0.25 + 0.1 * e, "seconds": 60.0,
+                "eval_seconds": 30.0, "image_size": size} for e, size in enumerate([16, 16, 24, 32])]
+    fig = plots.plot_training_curve(history, target_pct=85, title="t")
+    ax = fig.axes[0]
+    train, test = ax.lines[0], ax.lines[1]
+    assert list(test.get_xdata()) == [1.5, 3.0, 4.5, 6.0]             # minutes, evaluation included
+    assert list(test.get_ydata()) == pytest.approx([25, 35, 45, 55])
+    assert list(train.get_ydata()) == pytest.approx([30, 40, 50, 60])
+    assert [t.get_text() for t in ax.texts] == ["16 px", "24 px", "32 px"]   # one label per stage
+    assert ax.lines[2].get_ydata()[0] == 85                             # the target line
