@@ -17,19 +17,35 @@ def test_cnn3_mnist_smoke(data_root, tmp_path):
     assert loaded.spec() == result["model"].spec()
 
 
-def test_full_epochs_for_budget_fits_the_minutes_after_the_stages():
+def _budget_inputs():
     model = nn.build("wrn", depth=10, width=1)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((64, 3, 32, 32)).astype(np.float32)
-    y = rng.integers(0, 10, 64)
+    return model, rng.standard_normal((64, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, 64)
 
-    def full_epochs(minutes, stages):
-        return cnn_recipes._full_epochs_for_budget(model, x, y, 8, ProgressiveResize(CropFlip(4), stages),
+
+def test_full_epochs_for_budget_times_real_steps():
+    model, x, y = _budget_inputs()
+
+    def full_epochs(minutes):
+        return cnn_recipes._full_epochs_for_budget(model, x, y, 8, ProgressiveResize(CropFlip(4), [(16, 1)]),
                                                    minutes, n_eval=64, eval_batch_size=16, steps=2)
-    assert full_epochs(1e-4, []) == 1 and full_epochs(1e4, []) > 1
-    # the stages' time comes off the budget first
-    assert full_epochs(1e4, [(16, 100000)]) < full_epochs(1e4, [])
-    assert full_epochs(1e-4, [(16, 1)]) == 1
+    assert full_epochs(1e-4) == 1          # at least one full-size epoch, however small the budget
+    assert full_epochs(1e4) > 1000
+
+
+def test_full_epochs_for_budget_takes_the_stages_off_first(monkeypatch):
+    # fixed costs per epoch: training 10 s at 16 px, 40 s at full size; evaluation 2 s / 5 s
+    monkeypatch.setattr(cnn_recipes, "_epoch_seconds", lambda model, x, y, bs, augment, steps:
+                        {16: 10.0, None: 40.0}[augment.size])
+    monkeypatch.setattr(cnn_recipes, "_eval_seconds", lambda model, xb, n_eval: {16: 2.0, 32: 5.0}[xb.shape[-1]])
+    model, x, y = _budget_inputs()
+
+    def full_epochs(stages):
+        return cnn_recipes._full_epochs_for_budget(model, x, y, 8, ProgressiveResize(CropFlip(4), stages),
+                                                   minutes=10, n_eval=64, eval_batch_size=16)
+    assert full_epochs([]) == 12               # 600 s * 0.97 = 582 s, 45 s per full epoch
+    assert full_epochs([(16, 10)]) == 10       # (582 - 10 * 12) / 45 = 10.3
+    assert full_epochs([(16, 100)]) == 1       # the stages alone overrun: still one full epoch
 
 
 def test_parse_stages():
