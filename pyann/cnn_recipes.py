@@ -9,7 +9,7 @@ wrn_cifar10: pre-activation WRN-depth-width on CIFAR-10 (the JPEG-derived copy w
              (16x16, 24x24, then 32x32); the number of epochs can come from a time budget.
 
 Each returns a dict with the History records, the final test accuracy and the model; with
-`out` it also saves the model (.npz) and results.json there.
+`out` it also saves the model (.npz), results.json, report.md and training-curve.png there.
 """
 from __future__ import annotations
 
