@@ -72,6 +72,26 @@ static inline int any_set(const uint8_t *m, int64_t len)
     return 0;
 }
 
+/* Calls KERNEL(args..., nv) with nv as a compile-time constant (1..4 or 1..8): each always_inline
+   kernel is specialised for every width, its loops over nv vectors unrolled and its accumulators
+   kept in registers. */
+#define WITH_CONST_NV4(nv, KERNEL, ...)                   \
+    switch (nv) {                                         \
+    case 4: KERNEL(__VA_ARGS__, 4); break;                \
+    case 3: KERNEL(__VA_ARGS__, 3); break;                \
+    case 2: KERNEL(__VA_ARGS__, 2); break;                \
+    case 1: KERNEL(__VA_ARGS__, 1); break;                \
+    default: break;                                       \
+    }
+#define WITH_CONST_NV8(nv, KERNEL, ...)                   \
+    switch (nv) {                                         \
+    case 8: KERNEL(__VA_ARGS__, 8); break;                \
+    case 7: KERNEL(__VA_ARGS__, 7); break;                \
+    case 6: KERNEL(__VA_ARGS__, 6); break;                \
+    case 5: KERNEL(__VA_ARGS__, 5); break;                \
+    default: WITH_CONST_NV4(nv, KERNEL, __VA_ARGS__)      \
+    }
+
 /* 1. The nonzeros of x (in) as (idx, val); returns their count. A vector at a time (compress),
    then the tail branchless. idx and val need in + VW entries (vcompress_nonzero writes whole
    vectors). */
@@ -134,33 +154,13 @@ row_kernel_run(const int32_t *idx, const float *val, int64_t p0, int64_t p1,
 static void row_kernel_run_n(const int32_t *idx, const float *val, int64_t p0, int64_t p1,
                              const float *w, int64_t ld, float *acc, int nv)
 {
-    switch (nv) {
-    case 8: row_kernel_run(idx, val, p0, p1, w, ld, acc, 8); break;
-    case 7: row_kernel_run(idx, val, p0, p1, w, ld, acc, 7); break;
-    case 6: row_kernel_run(idx, val, p0, p1, w, ld, acc, 6); break;
-    case 5: row_kernel_run(idx, val, p0, p1, w, ld, acc, 5); break;
-    case 4: row_kernel_run(idx, val, p0, p1, w, ld, acc, 4); break;
-    case 3: row_kernel_run(idx, val, p0, p1, w, ld, acc, 3); break;
-    case 2: row_kernel_run(idx, val, p0, p1, w, ld, acc, 2); break;
-    case 1: row_kernel_run(idx, val, p0, p1, w, ld, acc, 1); break;
-    default: break;
-    }
+    WITH_CONST_NV8(nv, row_kernel_run, idx, val, p0, p1, w, ld, acc);
 }
 
 static void row_kernel_n(const int32_t *idx, const float *val, int64_t p0, int64_t p1,
                          const float *w, int64_t out, const int64_t *off, float *yr, int nv)
 {
-    switch (nv) {
-    case 8: row_kernel(idx, val, p0, p1, w, out, off, yr, 8); break;
-    case 7: row_kernel(idx, val, p0, p1, w, out, off, yr, 7); break;
-    case 6: row_kernel(idx, val, p0, p1, w, out, off, yr, 6); break;
-    case 5: row_kernel(idx, val, p0, p1, w, out, off, yr, 5); break;
-    case 4: row_kernel(idx, val, p0, p1, w, out, off, yr, 4); break;
-    case 3: row_kernel(idx, val, p0, p1, w, out, off, yr, 3); break;
-    case 2: row_kernel(idx, val, p0, p1, w, out, off, yr, 2); break;
-    case 1: row_kernel(idx, val, p0, p1, w, out, off, yr, 1); break;
-    default: break;
-    }
+    WITH_CONST_NV8(nv, row_kernel, idx, val, p0, p1, w, out, off, yr);
 }
 
 /* Start a computed vector: y = b (or 0). */
@@ -441,17 +441,7 @@ list_panel(const int32_t *idx, const float *val, int64_t nz, const float *wq, co
 static void list_panel_n(const int32_t *idx, const float *val, int64_t nz, const float *wq,
                          const float *bq, float *yq, int relu, int nv)
 {
-    switch (nv) {
-    case 8: list_panel(idx, val, nz, wq, bq, yq, relu, 8); break;
-    case 7: list_panel(idx, val, nz, wq, bq, yq, relu, 7); break;
-    case 6: list_panel(idx, val, nz, wq, bq, yq, relu, 6); break;
-    case 5: list_panel(idx, val, nz, wq, bq, yq, relu, 5); break;
-    case 4: list_panel(idx, val, nz, wq, bq, yq, relu, 4); break;
-    case 3: list_panel(idx, val, nz, wq, bq, yq, relu, 3); break;
-    case 2: list_panel(idx, val, nz, wq, bq, yq, relu, 2); break;
-    case 1: list_panel(idx, val, nz, wq, bq, yq, relu, 1); break;
-    default: break;
-    }
+    WITH_CONST_NV8(nv, list_panel, idx, val, nz, wq, bq, yq, relu);
 }
 
 /* 6a: samples [r0, r0 + rows). idx, val: rows * in + VW entries; ptr: rows + 1. */
@@ -503,13 +493,7 @@ union_block(const int32_t *uidx, const float *const *uv, int64_t p0, int64_t p1,
 static void union_block_n(const int32_t *uidx, const float *const *uv, int64_t p0, int64_t p1,
                           const float *wq, float *acc, int nv)
 {
-    switch (nv) {
-    case 4: union_block(uidx, uv, p0, p1, wq, acc, 4); break;
-    case 3: union_block(uidx, uv, p0, p1, wq, acc, 3); break;
-    case 2: union_block(uidx, uv, p0, p1, wq, acc, 2); break;
-    case 1: union_block(uidx, uv, p0, p1, wq, acc, 1); break;
-    default: break;
-    }
+    WITH_CONST_NV4(nv, union_block, uidx, uv, p0, p1, wq, acc);
 }
 
 /* The union list of one tile: rows xr[0 .. UNION_T) (missing samples point at a zero row). */
@@ -677,12 +661,7 @@ int pyann_relu_layer(const float *x, const float *w, const float *b, float *y,
     int64_t total = 0, fail = 0;
     #pragma omp parallel reduction(+ : total, fail)
     {
-        #pragma omp for schedule(static)
-        for (int64_t k = 0; k < in; k++)
-            for (int64_t g0 = 0; g0 < nfull; g0 += GROUP_NV) {
-                const int64_t gw = ((g0 + GROUP_NV < nfull ? g0 + GROUP_NV : nfull) - g0) * VW;
-                memcpy(wp + in * g0 * VW + k * gw, w + k * out + g0 * VW, sizeof(float) * (size_t)gw);
-            }
+        pack_panels(w, in, out, GROUP_NV, wp);   /* ends in a barrier */
         int32_t *idx = malloc(sizeof(int32_t) * (size_t)(RP_CHUNK * in + VW));
         float *val = malloc(sizeof(float) * (size_t)(RP_CHUNK * in + VW));
         int64_t ptr[RP_CHUNK + 1], cur[RP_CHUNK];
