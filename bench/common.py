@@ -19,20 +19,13 @@ from pyann.io import write_json
 
 def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> dict:
     """Run fn `warmup` times untimed, then `repeats` times; seconds as median/min/max/all."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "all": times}
+    return time_round_robin([fn], repeats, warmup)[0]
 
 
 def time_round_robin(fns: Sequence[Callable[[], object]], repeats: int = 5, warmup: int = 1) -> List[dict]:
-    """time_call for several functions measured side by side: each round runs every function
-    once, so a slow spell of a shared machine lands on all of them instead of on whichever row
-    was being timed; the ratios of the medians are then far steadier. Same dicts as time_call."""
+    """Time several functions side by side: each round runs every function once, so a slow
+    spell of a shared machine lands on all of them instead of on whichever row was being timed;
+    the ratios of the medians are then far steadier. One dict per function, as time_call."""
     for fn in fns:
         for _ in range(warmup):
             fn()

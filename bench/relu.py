@@ -225,12 +225,12 @@ def bench_model(strength, data, x_train, x, y, args):
     return rows, info, breakdown, sweeps
 
 
-def _plan_row(plan, x, y, model_label_, name, mode_label):
+def _plan_row(plan, x, y, model_name, name, mode_label):
     """(row with accuracy and MAC share, the call to time) for one compiled plan."""
     logits = plan.run_prepared(x)
     acc = float(np.mean(np.argmax(logits, 1) == y))
     share = (plan.last_macs + plan.last_predictor_macs) / plan.dense_macs(len(x))
-    row = {"model": model_label_, "row": name, "mode": mode_label, "kernel": plan.kernel, "accuracy": acc,
+    row = {"model": model_name, "row": name, "mode": mode_label, "kernel": plan.kernel, "accuracy": acc,
            "mac_share": share, "predictor_mac_share": plan.last_predictor_macs / plan.dense_macs(len(x)),
            "plan": plan.describe()}
     return row, lambda: plan.run_prepared(x)

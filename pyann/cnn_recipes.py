@@ -51,7 +51,8 @@ def write_report(out, result: dict) -> None:
     from .plots import plot_training_curve, save_figure
     out = Path(out)
     config, history, target = result["config"], result["history"], result.get("target")
-    data = "" if config.get("official_data", True) else " (JPEG-derived copy, not the official files)"
+    unofficial = not config.get("official_data", True)
+    data = " (JPEG-derived copy, not the official files)" if unofficial else ""
     minutes = sum(e["seconds"] + e.get("eval_seconds", 0.0) for e in history) / 60
     acc = 100 * result["test"]["accuracy"]
     lines = [f"# {result['recipe']}{data}", "",
@@ -71,7 +72,7 @@ def write_report(out, result: dict) -> None:
     lines += ["", "Test accuracy of a reduced-size epoch is measured at that size; the final one at full size.",
               "", "![training curve](training-curve.png)", ""]
     write_text(out / "report.md", "\n".join(lines))
-    title = f"{result['recipe']}{' (JPEG-derived CIFAR-10)' if data and 'cifar' in result['recipe'] else ''}"
+    title = result["recipe"] + (" (JPEG-derived CIFAR-10)" if unofficial and "cifar" in result["recipe"] else "")
     save_figure(plot_training_curve(history, None if target is None else 100 * target, title),
                 out / "training-curve.png")
 

@@ -19,6 +19,7 @@ Training runs (CNN recipes):
 from __future__ import annotations
 
 import io
+from itertools import groupby
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
@@ -256,19 +257,13 @@ def plot_training_curve(history: Sequence[Mapping], target_pct: Optional[float] 
     ax = fig.add_subplot()
     ends = np.cumsum([e["seconds"] + e.get("eval_seconds", 0.0) for e in history]) / 60
     starts = np.concatenate([[0.0], ends[:-1]])
-    sizes = [e.get("image_size") for e in history]
-    shades = {}
-    for start, end, size in zip(starts, ends, sizes):
+    epoch = 0
+    for shade, (size, stage) in enumerate(groupby(e.get("image_size") for e in history)):
+        first, epoch = epoch, epoch + len(list(stage))    # a stage: consecutive epochs of one size
         if size is not None:
-            shade = shades.setdefault(size, 0.06 + 0.06 * len(shades))
-            ax.axvspan(start, end, color="tab:blue", alpha=shade, lw=0)
-    for i, size in enumerate(sizes):   # label each run of equal sizes once, at its middle
-        if size is not None and (i == 0 or sizes[i - 1] != size):
-            j = i
-            while j + 1 < len(sizes) and sizes[j + 1] == size:
-                j += 1
-            ax.text((starts[i] + ends[j]) / 2, 0.02, f"{size} px", ha="center", transform=ax.get_xaxis_transform(),
-                    fontsize=8, color="tab:blue")
+            ax.axvspan(starts[first], ends[epoch - 1], color="tab:blue", alpha=0.06 * (shade + 1), lw=0)
+            ax.text((starts[first] + ends[epoch - 1]) / 2, 0.02, f"{size} px", ha="center",
+                    transform=ax.get_xaxis_transform(), fontsize=8, color="tab:blue")
     ax.plot(ends, [100 * e["train_acc"] for e in history], marker="o", markersize=3, linestyle="--",
             label="train (augmented batches, running mean over the epoch)")
     if any("val_acc" in e for e in history):

@@ -192,52 +192,18 @@ def fit(model: Module, train, epochs: int, optimizer, batch_size: int = 128,
 
     for cb in callbacks:
         cb.on_train_begin(model, history)
-    n = len(x_train)
-    steps_per_epoch = (n + batch_size - 1) // batch_size
     input_grad = model.input_grad
     model.set_input_grad(False)   # the input is data: its gradient would be thrown away
     try:
         for epoch in range(start, epochs):
             rng = epoch_rng(seed, epoch)
-            order = rng.permutation(n)
             reseed_modules(model, seed, epoch)
             if hasattr(augment, "set_epoch"):
                 augment.set_epoch(epoch)
-            model.train()
-            t0 = time.perf_counter()
-            total_loss, correct, seen = 0.0, 0, 0
-            bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress)
-            for step in range(steps_per_epoch):
-                idx = order[step * batch_size:(step + 1) * batch_size]
-                xb, yb = x_train[idx], y_train[idx]
-                if augment is not None:
-                    xb = augment(xb, rng)
-                if schedule is not None:
-                    optimizer.lr = schedule(epoch + step / steps_per_epoch)
-                out = model.forward(xb)
-                batch_loss, cache = loss_fwd(out, yb)
-                model.backward(loss_bwd(cache).astype(out.dtype, copy=False))
-                optimizer.step()
-                total_loss += float(batch_loss) * len(idx)
-                seen += len(idx)
-                if loss == "cross_entropy":
-                    correct += int((out.argmax(axis=1) == yb).sum())
-                bar.update()
-                if step % 20 == 0:
-                    bar.set_postfix(loss=f"{total_loss / seen:.4f}")
-            bar.close()
-            record = {"epoch": epoch + 1, "loss": total_loss / max(seen, 1),
-                      "train_acc": correct / max(seen, 1) if loss == "cross_entropy" else None,
-                      "lr": float(optimizer.lr), "seconds": time.perf_counter() - t0}
+            record = _train_epoch(model, x_train, y_train, optimizer, epoch, epochs, batch_size, rng, schedule,
+                                  augment, loss, loss_fwd, loss_bwd, progress)
             if validation is not None:
-                x_val = validation[0]
-                if hasattr(augment, "for_validation"):
-                    x_val = augment.for_validation(x_val)
-                    record["image_size"] = int(x_val.shape[-1])
-                t_eval = time.perf_counter()
-                val = evaluate(model, x_val, validation[1], batch_size=eval_batch_size, loss=loss)
-                record["val_loss"], record["val_acc"] = val["loss"], val["accuracy"]
-                record["eval_seconds"] = time.perf_counter() - t_eval
+                record.update(_validate(model, validation, augment, eval_batch_size, loss))
             history.append(record)
             if ckpt is not None:
                 save_checkpoint(ckpt, model, optimizer, history)
@@ -248,6 +214,54 @@ def fit(model: Module, train, epochs: int, optimizer, batch_size: int = 128,
     for cb in callbacks:
         cb.on_train_end(model, history)
     return history
+
+
+def _train_epoch(model, x_train, y_train, optimizer, epoch, epochs, batch_size, rng, schedule, augment,
+                 loss, loss_fwd, loss_bwd, progress) -> dict:
+    """One pass over the training set in an order drawn from rng; returns the epoch's History
+    record (loss, train_acc, lr, seconds), the validation fields still to add."""
+    n = len(x_train)
+    steps_per_epoch = (n + batch_size - 1) // batch_size
+    order = rng.permutation(n)
+    model.train()
+    t0 = time.perf_counter()
+    total_loss, correct, seen = 0.0, 0, 0
+    bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", progress)
+    for step in range(steps_per_epoch):
+        idx = order[step * batch_size:(step + 1) * batch_size]
+        xb, yb = x_train[idx], y_train[idx]
+        if augment is not None:
+            xb = augment(xb, rng)
+        if schedule is not None:
+            optimizer.lr = schedule(epoch + step / steps_per_epoch)
+        out = model.forward(xb)
+        batch_loss, cache = loss_fwd(out, yb)
+        model.backward(loss_bwd(cache).astype(out.dtype, copy=False))
+        optimizer.step()
+        total_loss += float(batch_loss) * len(idx)
+        seen += len(idx)
+        if loss == "cross_entropy":
+            correct += int((out.argmax(axis=1) == yb).sum())
+        bar.update()
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}")
+    bar.close()
+    return {"epoch": epoch + 1, "loss": total_loss / max(seen, 1),
+            "train_acc": correct / max(seen, 1) if loss == "cross_entropy" else None,
+            "lr": float(optimizer.lr), "seconds": time.perf_counter() - t0}
+
+
+def _validate(model, validation, augment, eval_batch_size, loss) -> dict:
+    """The validation fields of an epoch's record: val_loss, val_acc, eval_seconds, and
+    image_size when the augment resizes the validation inputs (for_validation)."""
+    x_val, fields = validation[0], {}
+    if hasattr(augment, "for_validation"):
+        x_val = augment.for_validation(x_val)
+        fields["image_size"] = int(x_val.shape[-1])
+    t0 = time.perf_counter()
+    val = evaluate(model, x_val, validation[1], batch_size=eval_batch_size, loss=loss)
+    fields.update(val_loss=val["loss"], val_acc=val["accuracy"], eval_seconds=time.perf_counter() - t0)
+    return fields
 
 
 # ---- checkpoints ------------------------------------------------------------------------------

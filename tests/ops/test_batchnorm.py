@@ -40,33 +40,30 @@ def test_eval_mode_uses_running_stats(rng):
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("training", [True, False])
-def test_gradients(training, rng):
+def check_gradients(forward, backward, training, rng):
+    """Float64 finite-difference check of dx, dgamma, dbeta for one op pair; returns y."""
     x = rng.standard_normal((3, 2, 3, 4)) * 2 + 1
     gamma, beta = rng.standard_normal(2), rng.standard_normal(2)
     rm, rv = rng.standard_normal(2), rng.uniform(0.5, 2, 2)
-    fwd = lambda: batchnorm2d_forward(x, gamma, beta, rm.copy(), rv.copy(), training)[0]
-    y, cache = batchnorm2d_forward(x, gamma, beta, rm.copy(), rv.copy(), training)
+    fwd = lambda: forward(x, gamma, beta, rm.copy(), rv.copy(), training)[0]
+    y, cache = forward(x, gamma, beta, rm.copy(), rv.copy(), training)
     dy = rng.standard_normal(y.shape)
-    dx, dgamma, dbeta = batchnorm2d_backward(dy, cache)
+    dx, dgamma, dbeta = backward(dy, cache)
     assert max_relative_error(dx, numerical_gradient(lambda _: fwd(), x, dy)) < 1e-6
     assert max_relative_error(dgamma, numerical_gradient(lambda _: fwd(), gamma, dy)) < 1e-6
     assert max_relative_error(dbeta, numerical_gradient(lambda _: fwd(), beta, dy)) < 1e-6
+    return y
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_gradients(training, rng):
+    check_gradients(batchnorm2d_forward, batchnorm2d_backward, training, rng)
 
 
 @pytest.mark.parametrize("training", [True, False])
 def test_bn_relu_gradients(training, rng):
-    x = rng.standard_normal((3, 2, 3, 4)) * 2 + 1
-    gamma, beta = rng.standard_normal(2), rng.standard_normal(2)
-    rm, rv = rng.standard_normal(2), rng.uniform(0.5, 2, 2)
-    fwd = lambda: batchnorm2d_relu_forward(x, gamma, beta, rm.copy(), rv.copy(), training)[0]
-    y, cache = batchnorm2d_relu_forward(x, gamma, beta, rm.copy(), rv.copy(), training)
+    y = check_gradients(batchnorm2d_relu_forward, batchnorm2d_relu_backward, training, rng)
     assert 0 < (y > 0).mean() < 1                   # both sides of the kink are exercised
-    dy = rng.standard_normal(y.shape)
-    dx, dgamma, dbeta = batchnorm2d_relu_backward(dy, cache)
-    assert max_relative_error(dx, numerical_gradient(lambda _: fwd(), x, dy)) < 1e-6
-    assert max_relative_error(dgamma, numerical_gradient(lambda _: fwd(), gamma, dy)) < 1e-6
-    assert max_relative_error(dbeta, numerical_gradient(lambda _: fwd(), beta, dy)) < 1e-6
 
 
 @pytest.mark.parametrize("training", [True, False])
