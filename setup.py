@@ -15,7 +15,7 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["pyann", "pyann.*"]),
     setup_requires=["cffi>=1.15"],
-    install_requires=["numpy>=1.22", "cffi>=1.15", "tqdm>=4.60", "matplotlib>=3.5"],
+    install_requires=["numpy>=1.22", "cffi>=1.15", "tqdm>=4.60", "matplotlib>=3.5", "threadpoolctl>=3.1"],
     extras_require={"test": ["pytest>=7"]},
     cffi_modules=["csrc/build_kernels.py:ffibuilder"],
     zip_safe=False,

@@ -6,7 +6,8 @@ wrn_cifar10: pre-activation WRN-depth-width on CIFAR-10 (the JPEG-derived copy w
              files are absent), batch 64, SGD + Nesterov, weight decay 5e-4 on weights only,
              label smoothing 0.1, cosine schedule with warm-up, random crop (4-pixel reflect
              padding) + horizontal flip, per-channel normalisation, progressive resizing
-             (16x16, 24x24, then 32x32); the number of epochs can come from a time budget.
+             (16x16, 24x24, then 32x32), data-parallel over the cores; the number of epochs
+             can come from a time budget.
 
 Each returns a dict with the History records, the final test accuracy and the model; with
 `out` it also saves the model (.npz), results.json, report.md and training-curve.png there.
@@ -25,6 +26,7 @@ from . import optim
 from .data.augment import CropFlip, ProgressiveResize
 from .io import write_json, write_text
 from .nn import build, save
+from .parallel import DataParallel, available_cores
 
 
 def _finish(model, history, test, out, name, config, target=None):
@@ -103,8 +105,8 @@ def cnn3_mnist(epochs: int = 5, batch_size: int = 128, lr: float = 0.05, momentu
 def wrn_cifar10(depth: int = 16, width: int = 2, dropout: float = 0.0, epochs: int | None = None,
                 minutes: float = 60.0, batch_size: int = 64, lr: float = 0.05, momentum: float = 0.9,
                 weight_decay: float = 5e-4, label_smoothing: float = 0.1, pad_mode: str = "reflect",
-                progressive=((16, 3), (24, 3)), eval_batch_size: int = 100, seed: int = 0, root=None,
-                out=None, progress=None, limit: int | None = None) -> dict:
+                progressive=((16, 3), (24, 3)), eval_batch_size: int = 100, workers: int | None = None,
+                seed: int = 0, root=None, out=None, progress=None, limit: int | None = None) -> dict:
     """Train WRN-depth-width on CIFAR-10 and return {"history", "test", "model", ...}.
 
     progressive: [(size, epochs), ...] low-resolution stages trained first (progressive
@@ -116,6 +118,8 @@ def wrn_cifar10(depth: int = 16, width: int = 2, dropout: float = 0.0, epochs: i
     The final test accuracy is always measured at 32x32.
     Batch 64 rather than 128: twice the updates per epoch, which counts in a short budget, and
     ~15% more images/s on 2 cores (the im2col buffers stay smaller); lr scaled with it.
+    workers: data-parallel threads (fit(workers=)); None: one per core, but no shard under 16
+      images, since each shard's BatchNorm uses its own statistics.
     """
     from .data import channel_stats, load_cifar10, to_float
     from .train import PrintTable, fit
@@ -126,12 +130,14 @@ def wrn_cifar10(depth: int = 16, width: int = 2, dropout: float = 0.0, epochs: i
         x_train, y_train = x_train[:limit], y_train[:limit]
     test = (to_float(ds.x_test, mean, std), ds.y_test)
     model = build("wrn", depth=depth, width=width, dropout=dropout, rng=seed)
+    if workers is None:
+        workers = max(1, min(available_cores(), batch_size // 16))
     stages = [(int(size), int(n)) for size, n in progressive]
     augment = ProgressiveResize(CropFlip(4, pad_mode), stages)
     stage_epochs = sum(n for _, n in stages)
     if epochs is None:
         full = _full_epochs_for_budget(model, x_train, y_train, batch_size, augment, minutes, len(test[0]),
-                                       eval_batch_size)
+                                       eval_batch_size, workers)
         epochs = stage_epochs + full
     if epochs <= stage_epochs:
         raise ValueError(f"wrn_cifar10: {epochs} epochs leave none at full size after the "
@@ -141,23 +147,24 @@ def wrn_cifar10(depth: int = 16, width: int = 2, dropout: float = 0.0, epochs: i
     history = fit(model, (x_train, y_train), epochs, opt, batch_size=batch_size, validation=test,
                   callbacks=[PrintTable()], seed=seed, schedule=schedule, label_smoothing=label_smoothing,
                   augment=augment, checkpoint_dir=out, resume=out is not None, progress=progress,
-                  eval_batch_size=eval_batch_size)
+                  eval_batch_size=eval_batch_size, workers=workers)
     config = {"depth": depth, "width": width, "dropout": dropout, "epochs": epochs,
               "batch_size": batch_size, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
               "label_smoothing": label_smoothing, "pad_mode": pad_mode, "seed": seed,
-              "progressive": stages, "minutes_budget": minutes, "official_data": ds.official}
+              "progressive": stages, "minutes_budget": minutes, "workers": workers, "official_data": ds.official}
     return _finish(model, history, test, out, f"wrn{depth}_{width}_cifar10", config, target=0.85)
 
 
-def _full_epochs_for_budget(model, x, y, batch_size, augment, minutes, n_eval, eval_batch_size, steps=5):
+def _full_epochs_for_budget(model, x, y, batch_size, augment, minutes, n_eval, eval_batch_size, workers=1,
+                            steps=5):
     """The number of full-size epochs (at least 1) that fit in `minutes` after the progressive
     stages of `augment`, each epoch followed by evaluating n_eval images at its size. Epoch
     costs come from a few timed training steps (after one warm-up) on a throw-away copy of the
     model and two timed evaluation batches, per size; 3% is kept for the rest (loading, checkpoints)."""
     def epoch_cost(size):
         stage = ProgressiveResize(augment.inner, [(size, 1)] if size else [])
-        return (_epoch_seconds(model, x, y, batch_size, stage, steps)
-                + _eval_seconds(model, stage.for_validation(x[:eval_batch_size]), n_eval))
+        return (_epoch_seconds(model, x, y, batch_size, stage, steps, workers)
+                + _eval_seconds(model, stage.for_validation(x[:eval_batch_size]), n_eval, workers))
     costs = {size: epoch_cost(size) for size in sorted({s for s, _ in augment.stages})}
     stage_seconds = sum(n * costs[size] for size, n in augment.stages)
     full = epoch_cost(None)
@@ -168,18 +175,19 @@ def _full_epochs_for_budget(model, x, y, batch_size, augment, minutes, n_eval, e
     return epochs
 
 
-def _eval_seconds(model, xb, n_eval):
+def _eval_seconds(model, xb, n_eval, workers=1):
     """Seconds to evaluate n_eval images (forward only, eval mode) in batches like xb, from
     the second of two timed passes."""
     from .nn import Module
-    probe = Module.from_spec(model.spec()).eval()
-    probe.forward(xb)
-    t0 = time.perf_counter()
-    probe.forward(xb)
-    return (time.perf_counter() - t0) * math.ceil(n_eval / len(xb))
+    with DataParallel(Module.from_spec(model.spec()), workers) as probe:
+        probe.eval()
+        probe.forward(xb)
+        t0 = time.perf_counter()
+        probe.forward(xb)
+        return (time.perf_counter() - t0) * math.ceil(n_eval / len(xb))
 
 
-def _epoch_seconds(model, x, y, batch_size, augment, steps):
+def _epoch_seconds(model, x, y, batch_size, augment, steps, workers=1):
     """Seconds of one epoch of training steps, from the median of `steps` timed steps."""
     from . import ops
     from .nn import Module
@@ -187,14 +195,15 @@ def _epoch_seconds(model, x, y, batch_size, augment, steps):
     opt = optim.SGD(probe.parameters(), lr=0.01, momentum=0.9)
     rng = np.random.default_rng(0)
     times = []
-    for i in range(steps + 1):
-        t0 = time.perf_counter()
-        xb = augment(x[i * batch_size:(i + 1) * batch_size], rng)
-        out = probe.forward(xb)
-        _, cache = ops.softmax_cross_entropy_forward(out, y[i * batch_size:(i + 1) * batch_size])
-        probe.backward(ops.softmax_cross_entropy_backward(cache).astype(np.float32))
-        opt.step()
-        times.append(time.perf_counter() - t0)
+    with DataParallel(probe, workers) as runner:
+        for i in range(steps + 1):
+            t0 = time.perf_counter()
+            xb = augment(x[i * batch_size:(i + 1) * batch_size], rng)
+            out = runner.forward(xb)
+            _, cache = ops.softmax_cross_entropy_forward(out, y[i * batch_size:(i + 1) * batch_size])
+            runner.backward(ops.softmax_cross_entropy_backward(cache).astype(np.float32))
+            opt.step()
+            times.append(time.perf_counter() - t0)
     return float(np.median(times[1:])) * math.ceil(len(x) / batch_size)
 
 
@@ -227,6 +236,8 @@ def main(argv=None) -> int:
     parser.add_argument("--label-smoothing", type=float, default=None, help="wrn: default 0.1")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="wrn: data-parallel threads (default: one per core, shards of >= 16 images)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="train on the first N images only")
     parser.add_argument("--out", default=None,
@@ -244,7 +255,7 @@ def main(argv=None) -> int:
             kwargs[key] = getattr(args, key)
     if args.recipe == "wrn-cifar10":
         kwargs.update(depth=args.depth, width=args.width, dropout=args.dropout, minutes=args.minutes)
-        for key in ("progressive", "label_smoothing"):
+        for key in ("progressive", "label_smoothing", "workers"):
             if getattr(args, key) is not None:
                 kwargs[key] = getattr(args, key)
     result = RECIPES[args.recipe](**kwargs)

@@ -18,6 +18,7 @@ import numpy as np
 from . import ops
 from .io import load_arrays, save_arrays
 from .nn.module import Module
+from .parallel import DataParallel
 
 try:
     from tqdm.auto import tqdm
@@ -97,13 +98,15 @@ def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch])
 
 
-def reseed_modules(model: Module, seed: int, epoch: int) -> None:
+def reseed_modules(model: Module, seed: int, epoch: int, replica: int = 0) -> None:
     """Give every module that draws random numbers (Dropout) a generator derived from
     (seed, epoch, its position in the model), so an epoch's masks do not depend on how many
-    epochs ran before it in this process: a resumed run draws what the uninterrupted one drew."""
+    epochs ran before it in this process: a resumed run draws what the uninterrupted one drew.
+    Data-parallel replicas after the first add their index, so their masks differ."""
     for position, module in enumerate(model.modules()):
         if hasattr(module, "reseed"):
-            module.reseed(np.random.default_rng([seed, epoch, position]))
+            key = [seed, epoch, position] + ([replica] if replica else [])
+            module.reseed(np.random.default_rng(key))
 
 
 def _loss_pair(loss: str, label_smoothing: float):
@@ -128,8 +131,12 @@ def _check_xy(name: str, data) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def evaluate(model: Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000,
-             loss: str = "cross_entropy") -> dict:
-    """Loss and accuracy of `model` in eval mode over (x, y); restores the previous mode."""
+             loss: str = "cross_entropy", workers: int = 1) -> dict:
+    """Loss and accuracy of `model` in eval mode over (x, y); restores the previous mode.
+    workers > 1 splits each batch over that many threads (pyann.parallel.DataParallel)."""
+    if workers > 1:
+        with DataParallel(model, workers) as runner:
+            return evaluate(runner, x, y, batch_size, loss)
     was_training = model.training
     model.eval()
     loss_fwd, _ = _loss_pair(loss, 0.0)
@@ -162,7 +169,7 @@ def fit(model: Module, train, epochs: int, optimizer, batch_size: int = 128,
         schedule: Optional[Callable[[float], float]] = None, loss: str = "cross_entropy",
         label_smoothing: float = 0.0, augment: Optional[Callable] = None,
         checkpoint_dir=None, resume: bool = False, progress: Optional[bool] = None,
-        eval_batch_size: int = 1000) -> History:
+        eval_batch_size: int = 1000, workers: int = 1) -> History:
     """Train `model` on train = (x, y) for `epochs` epochs and return its History.
 
     x: float32 (N, ...) inputs; y: int labels (N,) for cross-entropy, or targets for MSE.
@@ -177,6 +184,9 @@ def fit(model: Module, train, epochs: int, optimizer, batch_size: int = 128,
     checkpoint_dir: write checkpoint.npz there after every epoch (atomically);
     resume=True continues from it when it exists (weights, optimizer state, history).
     progress: tqdm bar per epoch; None = only when stderr is a terminal.
+    workers: split every batch over this many threads, each with its own model replica and
+      one BLAS thread (pyann.parallel.DataParallel: faster on several cores; BatchNorm then
+      normalises each shard with its own statistics, so results differ from workers=1).
     Each callback's on_epoch_end sees epochs numbered from 1.
     """
     x_train, y_train = _check_xy("train", train)
@@ -195,20 +205,22 @@ def fit(model: Module, train, epochs: int, optimizer, batch_size: int = 128,
     input_grad = model.input_grad
     model.set_input_grad(False)   # the input is data: its gradient would be thrown away
     try:
-        for epoch in range(start, epochs):
-            rng = epoch_rng(seed, epoch)
-            reseed_modules(model, seed, epoch)
-            if hasattr(augment, "set_epoch"):
-                augment.set_epoch(epoch)
-            record = _train_epoch(model, x_train, y_train, optimizer, epoch, epochs, batch_size, rng, schedule,
-                                  augment, loss, loss_fwd, loss_bwd, progress)
-            if validation is not None:
-                record.update(_validate(model, validation, augment, eval_batch_size, loss))
-            history.append(record)
-            if ckpt is not None:
-                save_checkpoint(ckpt, model, optimizer, history)
-            for cb in callbacks:
-                cb.on_epoch_end(epoch + 1, model, record)
+        with DataParallel(model, workers) as runner:
+            for epoch in range(start, epochs):
+                rng = epoch_rng(seed, epoch)
+                for k, replica in enumerate(runner.replicas):
+                    reseed_modules(replica, seed, epoch, k)
+                if hasattr(augment, "set_epoch"):
+                    augment.set_epoch(epoch)
+                record = _train_epoch(runner, x_train, y_train, optimizer, epoch, epochs, batch_size, rng,
+                                      schedule, augment, loss, loss_fwd, loss_bwd, progress)
+                if validation is not None:
+                    record.update(_validate(runner, validation, augment, eval_batch_size, loss))
+                history.append(record)
+                if ckpt is not None:
+                    save_checkpoint(ckpt, model, optimizer, history)
+                for cb in callbacks:
+                    cb.on_epoch_end(epoch + 1, model, record)
     finally:
         model.set_input_grad(input_grad)
     for cb in callbacks:

@@ -35,9 +35,9 @@ def test_full_epochs_for_budget_times_real_steps():
 
 def test_full_epochs_for_budget_takes_the_stages_off_first(monkeypatch):
     # fixed costs per epoch: training 10 s at 16 px, 40 s at full size; evaluation 2 s / 5 s
-    monkeypatch.setattr(cnn_recipes, "_epoch_seconds", lambda model, x, y, bs, augment, steps:
+    monkeypatch.setattr(cnn_recipes, "_epoch_seconds", lambda model, x, y, bs, augment, steps, workers:
                         {16: 10.0, None: 40.0}[augment.size])
-    monkeypatch.setattr(cnn_recipes, "_eval_seconds", lambda model, xb, n_eval: {16: 2.0, 32: 5.0}[xb.shape[-1]])
+    monkeypatch.setattr(cnn_recipes, "_eval_seconds", lambda model, xb, n_eval, workers: {16: 2.0, 32: 5.0}[xb.shape[-1]])
     model, x, y = _budget_inputs()
 
     def full_epochs(stages):
