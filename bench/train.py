@@ -3,37 +3,24 @@ images/s, pyann against PyTorch CPU on the same architecture, measured in the sa
 
 Workloads: cnn3 on MNIST-shaped batches (N, 1, 28, 28) and WRN-16-2 on (N, 3, 32, 32), batch
 128, softmax cross-entropy, SGD with Nesterov momentum 0.9 and weight decay 5e-4, float32.
+pyann rows: one process with every BLAS thread (the default), with one BLAS thread, and
+data-parallel (pyann.parallel.DataParallel: one worker thread per core, one BLAS thread each),
+as fit(workers=) trains.
 PyTorch is optional (a peer, never a dependency): its rows say "not installed" without it.
 """
 from __future__ import annotations
 
 import statistics
 import time
+from contextlib import nullcontext
 
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from pyann import nn, ops, optim
+from pyann.parallel import DataParallel, available_cores
 
 from .common import format_table, machine_info, machine_line, save_results
-
-def _openblas():
-    """(get, set) for the thread count of the OpenBLAS NumPy links, through ctypes; None when
-    NumPy uses another BLAS or the symbols are not found (then only the default row runs)."""
-    import ctypes
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line and ".so" in line}
-    except OSError:
-        return None
-    for path in paths:
-        lib = ctypes.CDLL(path)
-        for prefix, suffix in (("scipy_openblas", "64_"), ("openblas", "64_"), ("openblas", "")):
-            get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-            set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-            if get is not None and set_ is not None:
-                return get, set_
-    return None
-
 
 MODELS = {"cnn3": ((1, 28, 28), {}), "wrn16_2": ((3, 32, 32), {"depth": 16, "width": 2})}
 
@@ -45,23 +32,29 @@ def add_arguments(parser):
     parser.add_argument("--models", default="cnn3,wrn16_2", help="comma-separated: cnn3, wrn16_2")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
     parser.add_argument("--no-single-thread", action="store_true",
-                        help="skip the extra pyann row with OpenBLAS limited to one thread")
+                        help="skip the extra pyann row with BLAS limited to one thread")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="threads of the data-parallel pyann row (default: one per core; 1 skips the row)")
     parser.add_argument("--json", default="bench-results/train.json", help="where to write the JSON")
 
 
-def pyann_step(name, batch, rng):
+def pyann_step(name, batch, rng, workers=1):
+    """A training step of pyann; workers > 1 runs it data-parallel, entering DataParallel's
+    context (thread pool, BLAS limit) in every step, so its small cost is timed too."""
     shape, kwargs = MODELS[name]
     model = nn.build("wrn" if name.startswith("wrn") else name, rng=0, **kwargs)
     model.set_input_grad(False)   # as fit() does: the gradient of the data is never used
     opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    runner = DataParallel(model, workers)
     x = rng.standard_normal((batch,) + shape, dtype=np.float32)
     y = rng.integers(0, 10, batch)
 
     def step():
-        out = model.forward(x)
-        _, cache = ops.softmax_cross_entropy_forward(out, y)
-        model.backward(ops.softmax_cross_entropy_backward(cache))
-        opt.step()
+        with runner:
+            out = runner.forward(x)
+            _, cache = ops.softmax_cross_entropy_forward(out, y)
+            runner.backward(ops.softmax_cross_entropy_backward(cache))
+            opt.step()
     return step
 
 
@@ -113,22 +106,20 @@ def torch_step(name, batch, rng):
     return step
 
 
+def _blas_threads():
+    """The thread count of NumPy's BLAS, or None when threadpoolctl cannot see it."""
+    return max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"), default=None)
+
+
 def _interleaved(steps, repeats, warmup):
     """Time each (step, blas_threads) round-robin, so that a load change on a shared machine
-    hits every row alike; returns one time_call-style dict per step."""
-    blas = _openblas()
-
+    hits every row alike; returns one time_call-style dict per step. blas_threads None leaves
+    the BLAS thread count as it is."""
     def once(fn, threads):
-        default = blas[0]() if threads else None
-        if threads:
-            blas[1](threads)
-        try:
+        with threadpool_limits(threads, user_api="blas") if threads else nullcontext():
             t0 = time.perf_counter()
             fn()
             return time.perf_counter() - t0
-        finally:
-            if threads:
-                blas[1](default)
     for fn, threads in steps:
         for _ in range(warmup):
             once(fn, threads)
@@ -146,16 +137,20 @@ def run(args) -> dict:
     except ImportError:
         torch_version = None
     missing = "skipped (--no-torch)" if args.no_torch else "not installed"
-    blas = None if args.no_single_thread else _openblas()
+    blas_threads = _blas_threads()
+    workers = available_cores() if args.workers is None else args.workers
     rng = np.random.default_rng(0)
     rows = []
     for name in args.models.split(","):
         if name not in MODELS:
             raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
         configs = [("pyann (NumPy)", pyann_step(name, args.batch, rng), None)]
-        if blas is not None and blas[0]() > 1:
+        if not args.no_single_thread and (blas_threads or 0) > 1:
             # OpenBLAS threads spin-wait: on a busy machine one thread can beat two by 2-3x
             configs.append(("pyann (NumPy, 1 BLAS thread)", pyann_step(name, args.batch, rng), 1))
+        if workers > 1:
+            configs.append((f"pyann (NumPy, {workers} data-parallel workers)",
+                            pyann_step(name, args.batch, rng, workers), None))
         if torch_version is not None:
             configs.append((f"PyTorch {torch_version} CPU ({torch.get_num_threads()} threads)",
                             torch_step(name, args.batch, rng), None))
@@ -179,6 +174,6 @@ def run(args) -> dict:
     print(format_table(rows, [("model", "model", "s"), ("engine", "engine", "s"),
                               ("seconds", "s/step", ".3f"), ("images_per_s", "images/s", ",.0f"),
                               ("slowdown_vs_torch", "x slower than torch", ".2f"), ("note", "note", "s")]))
-    path = save_results(args.json, "train", info, rows, {"workload": {"batch": args.batch}})
+    path = save_results(args.json, "train", info, rows, {"workload": {"batch": args.batch, "blas_threads": blas_threads, "workers": workers}})
     print(f"wrote {path}")
     return {"rows": rows}

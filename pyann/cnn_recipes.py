@@ -29,14 +29,25 @@ from .nn import build, save
 from .parallel import DataParallel, available_cores
 
 
-def _finish(model, history, test, out, name, config, target=None):
+def _finish(model, history, test, out, name, config, target=None, flip_test=False, workers=1, started=None):
+    """The final test accuracy (the last epoch's evaluation when it was on the whole test set at
+    full size), and with flip_test also the accuracy with flip test-time augmentation, which the
+    report gives beside the plain one. started: the recipe's time.perf_counter() at its start,
+    for the wall-clock minutes of the whole recipe (loading, planning, training, final test)."""
     from .train import evaluate
     last = history.last()
-    if "val_acc" in last and last.get("image_size", test[0].shape[-1]) == test[0].shape[-1]:
+    whole_test = config.get("curve_images") is None
+    if whole_test and "val_acc" in last and last.get("image_size", test[0].shape[-1]) == test[0].shape[-1]:
         final = {"loss": last["val_loss"], "accuracy": last["val_acc"]}   # the last epoch's evaluation
     else:
-        final = evaluate(model, *test, batch_size=100)
+        final = evaluate(model, *test, batch_size=100, workers=workers)
     result = {"recipe": name, "config": config, "history": history.epochs, "test": final, "target": target}
+    if flip_test:
+        t0 = time.perf_counter()
+        result["test_flip"] = evaluate(model, *test, batch_size=100, workers=workers, flip=True)
+        result["test_flip"]["seconds"] = time.perf_counter() - t0
+    if started is not None:
+        result["wall_minutes"] = (time.perf_counter() - started) / 60
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -57,13 +68,24 @@ def write_report(out, result: dict) -> None:
     data = " (JPEG-derived copy, not the official files)" if unofficial else ""
     minutes = sum(e["seconds"] + e.get("eval_seconds", 0.0) for e in history) / 60
     acc = 100 * result["test"]["accuracy"]
+    wall = (f" ({result['wall_minutes']:.1f} minutes from start to finish, loading, planning and the final "
+            f"test included)") if "wall_minutes" in result else ""
     lines = [f"# {result['recipe']}{data}", "",
              f"Test accuracy **{acc:.2f} %** after {len(history)} epochs, {minutes:.1f} minutes of training "
-             f"and evaluation" + (f"; target {100 * target:g} %: {'met' if acc >= 100 * target else 'missed'}."
-                                  if target else "."), "",
-             "Config: " + ", ".join(f"{k}={v}" for k, v in config.items()), "",
-             "| epoch | image size | loss | train acc | test acc | lr | train s | eval s | minutes so far |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"and evaluation{wall}" + (f"; target {100 * target:g} %: {'met' if acc >= 100 * target else 'missed'}."
+                                        if target else "."), "",
+             "Config: " + ", ".join(f"{k}={v}" for k, v in config.items()), ""]
+    if "test_flip" in result:
+        flip = result["test_flip"]
+        flip_acc = 100 * flip["accuracy"]
+        lines += [f"With flip test-time augmentation (each test image scored as the mean of the outputs "
+                  f"for it and its mirror image, {flip['seconds']:.0f} s more): **{flip_acc:.2f} %**"
+                  + (f"; target {100 * target:g} %: {'met' if flip_acc >= 100 * target else 'missed'} with it."
+                     if target else "."), ""]
+    curve = config.get("curve_images")
+    test_column = f"test acc (first {curve} images)" if curve else "test acc"
+    lines += [f"| epoch | image size | loss | train acc | {test_column} | lr | train s | eval s | minutes so far |",
+              "|---|---|---|---|---|---|---|---|---|"]
     elapsed = 0.0
     for e in history:
         elapsed += e["seconds"] + e.get("eval_seconds", 0.0)
@@ -71,7 +93,8 @@ def write_report(out, result: dict) -> None:
         lines.append(f"| {e['epoch']} | {e.get('image_size', '-')} | {e['loss']:.4f} | {100 * e['train_acc']:.2f} % "
                      f"| {val} | {e['lr']:.2e} | {e['seconds']:.0f} | {e.get('eval_seconds', 0.0):.0f} "
                      f"| {elapsed / 60:.1f} |")
-    lines += ["", "Test accuracy of a reduced-size epoch is measured at that size; the final one at full size.",
+    lines += ["", "Test accuracy of a reduced-size epoch is measured at that size; the final one at full size"
+              + (f", on all test images (the per-epoch curve uses the first {curve})." if curve else "."),
               "", "![training curve](training-curve.png)", ""]
     write_text(out / "report.md", "\n".join(lines))
     title = result["recipe"] + (" (JPEG-derived CIFAR-10)" if unofficial and "cifar" in result["recipe"] else "")
@@ -105,8 +128,9 @@ def cnn3_mnist(epochs: int = 5, batch_size: int = 128, lr: float = 0.05, momentu
 def wrn_cifar10(depth: int = 16, width: int = 2, dropout: float = 0.0, epochs: int | None = None,
                 minutes: float = 60.0, batch_size: int = 64, lr: float = 0.05, momentum: float = 0.9,
                 weight_decay: float = 5e-4, label_smoothing: float = 0.1, pad_mode: str = "reflect",
-                progressive=((16, 3), (24, 3)), eval_batch_size: int = 100, workers: int | None = None,
-                seed: int = 0, root=None, out=None, progress=None, limit: int | None = None) -> dict:
+                progressive=((16, 3), (24, 4)), eval_batch_size: int = 100, workers: int | None = None,
+                curve_images: int | None = 2000, seed: int = 0, root=None, out=None, progress=None,
+                limit: int | None = None) -> dict:
     """Train WRN-depth-width on CIFAR-10 and return {"history", "test", "model", ...}.
 
     progressive: [(size, epochs), ...] low-resolution stages trained first (progressive
@@ -120,15 +144,22 @@ def wrn_cifar10(depth: int = 16, width: int = 2, dropout: float = 0.0, epochs: i
     ~15% more images/s on 2 cores (the im2col buffers stay smaller); lr scaled with it.
     workers: data-parallel threads (fit(workers=)); None: one per core, but no shard under 16
       images, since each shard's BatchNorm uses its own statistics.
+    curve_images: the per-epoch evaluation (the training curve) uses the first curve_images
+      test images, so that it costs ~1/5 of a full one; the final accuracy is measured on the
+      whole test set, plain and with flip test-time augmentation. None: all of them every epoch.
     """
     from .data import channel_stats, load_cifar10, to_float
     from .train import PrintTable, fit
+    started = time.perf_counter()
     ds = load_cifar10(root=root, allow_unofficial=True)
     mean, std = channel_stats(ds.x_train)
     x_train, y_train = to_float(ds.x_train, mean, std), ds.y_train
     if limit:
         x_train, y_train = x_train[:limit], y_train[:limit]
     test = (to_float(ds.x_test, mean, std), ds.y_test)
+    if curve_images is not None and curve_images >= len(test[0]):
+        curve_images = None
+    curve = test if curve_images is None else (test[0][:curve_images], test[1][:curve_images])
     model = build("wrn", depth=depth, width=width, dropout=dropout, rng=seed)
     if workers is None:
         workers = max(1, min(available_cores(), batch_size // 16))
@@ -136,42 +167,51 @@ def wrn_cifar10(depth: int = 16, width: int = 2, dropout: float = 0.0, epochs: i
     augment = ProgressiveResize(CropFlip(4, pad_mode), stages)
     stage_epochs = sum(n for _, n in stages)
     if epochs is None:
-        full = _full_epochs_for_budget(model, x_train, y_train, batch_size, augment, minutes, len(test[0]),
-                                       eval_batch_size, workers)
+        # at the end: the whole test set plain (unless the curve was on it) and flipped (2 passes)
+        final_images = ((1 if curve_images else 0) + 2) * len(test[0])
+        full = _full_epochs_for_budget(model, x_train, y_train, batch_size, augment, minutes, len(curve[0]),
+                                       eval_batch_size, workers, final_images)
         epochs = stage_epochs + full
     if epochs <= stage_epochs:
         raise ValueError(f"wrn_cifar10: {epochs} epochs leave none at full size after the "
                          f"progressive stages {stages} ({stage_epochs} epochs)")
     opt = optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
     schedule = optim.Warmup(optim.CosineLR(lr, epochs), epochs=min(1.0, epochs / 10))
-    history = fit(model, (x_train, y_train), epochs, opt, batch_size=batch_size, validation=test,
+    history = fit(model, (x_train, y_train), epochs, opt, batch_size=batch_size, validation=curve,
                   callbacks=[PrintTable()], seed=seed, schedule=schedule, label_smoothing=label_smoothing,
                   augment=augment, checkpoint_dir=out, resume=out is not None, progress=progress,
                   eval_batch_size=eval_batch_size, workers=workers)
     config = {"depth": depth, "width": width, "dropout": dropout, "epochs": epochs,
               "batch_size": batch_size, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
               "label_smoothing": label_smoothing, "pad_mode": pad_mode, "seed": seed,
-              "progressive": stages, "minutes_budget": minutes, "workers": workers, "official_data": ds.official}
-    return _finish(model, history, test, out, f"wrn{depth}_{width}_cifar10", config, target=0.85)
+              "progressive": stages, "minutes_budget": minutes, "workers": workers, "curve_images": curve_images,
+              "official_data": ds.official}
+    return _finish(model, history, test, out, f"wrn{depth}_{width}_cifar10", config, target=0.85, flip_test=True,
+                   workers=workers, started=started)
 
 
 def _full_epochs_for_budget(model, x, y, batch_size, augment, minutes, n_eval, eval_batch_size, workers=1,
-                            steps=5):
+                            final_images=0, steps=5):
     """The number of full-size epochs (at least 1) that fit in `minutes` after the progressive
-    stages of `augment`, each epoch followed by evaluating n_eval images at its size. Epoch
-    costs come from a few timed training steps (after one warm-up) on a throw-away copy of the
+    stages of `augment`, each epoch followed by evaluating n_eval images at its size, and
+    final_images more images evaluated at full size at the end (the final test).
+    Costs come from a few timed training steps (after one warm-up) on a throw-away copy of the
     model and two timed evaluation batches, per size; 3% is kept for the rest (loading, checkpoints)."""
-    def epoch_cost(size):
+    def costs(size):
         stage = ProgressiveResize(augment.inner, [(size, 1)] if size else [])
-        return (_epoch_seconds(model, x, y, batch_size, stage, steps, workers)
-                + _eval_seconds(model, stage.for_validation(x[:eval_batch_size]), n_eval, workers))
-    costs = {size: epoch_cost(size) for size in sorted({s for s, _ in augment.stages})}
-    stage_seconds = sum(n * costs[size] for size, n in augment.stages)
-    full = epoch_cost(None)
-    epochs = max(1, int((minutes * 60 * 0.97 - stage_seconds) / full))
-    plan = ", ".join(f"{n} at {size}px (~{costs[size] / 60:.1f} min each)" for size, n in augment.stages)
+        return (_epoch_seconds(model, x, y, batch_size, stage, steps, workers),
+                _eval_seconds(model, stage.for_validation(x[:eval_batch_size]), n_eval, workers))
+    stage_costs = {size: sum(costs(size)) for size in sorted({s for s, _ in augment.stages})}
+    stage_seconds = sum(n * stage_costs[size] for size, n in augment.stages)
+    train, evaluation = costs(None)
+    full = train + evaluation
+    final = evaluation * final_images / n_eval
+    epochs = max(1, int((minutes * 60 * 0.97 - stage_seconds - final) / full))
+    plan = ", ".join(f"{n} at {size}px (~{stage_costs[size] / 60:.1f} min each)" for size, n in augment.stages)
     print(f"budget {minutes:g} min: {plan + ', then ' if plan else ''}{epochs} at full size "
-          f"(~{full / 60:.1f} min each, evaluation included)", flush=True)
+          f"(~{full / 60:.1f} min each, evaluation included)"
+          + (f", then the final test (~{final / 60:.1f} min)" if final_images else ""),
+          flush=True)
     return epochs
 
 
@@ -231,7 +271,7 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=int, default=2)
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--progressive", type=_parse_stages, default=None, metavar="SIZE:EPOCHS,...",
-                        help="wrn: low-resolution stages trained first (default 16:3,24:3; 'none' for "
+                        help="wrn: low-resolution stages trained first (default 16:3,24:4; 'none' for "
                              "32x32 throughout)")
     parser.add_argument("--label-smoothing", type=float, default=None, help="wrn: default 0.1")
     parser.add_argument("--batch-size", type=int, default=None)

@@ -63,7 +63,7 @@ class DataParallel:
         self._buffers = [[b for _, b in r.named_buffers()] for r in self.replicas]
         self._pool = None
         self._blas = None
-        self._shards = 1
+        self._offsets = np.array([0])
 
     @property
     def workers(self) -> int:
@@ -108,7 +108,7 @@ class DataParallel:
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (B, ...) -> the replicas' outputs on consecutive shards of x, concatenated (B, ...)."""
         shards = np.array_split(x, min(self.workers, len(x)))
-        self._shards = len(shards)
+        self._offsets = np.cumsum([0] + [len(s) for s in shards])   # where backward splits dout
         outs = self._run([(r.forward, s) for r, s in zip(self.replicas, shards)])
         if self.training:
             self._average_buffers()
@@ -117,8 +117,10 @@ class DataParallel:
     def backward(self, dout: np.ndarray):
         """dout (B, ...) from the batch loss -> dx (B, ...) or None (input_grad off); model's
         Parameter.grad becomes the sum over shards, the gradient of the batch loss."""
-        bounds = np.cumsum([0] + [len(s) for s in np.array_split(np.empty(len(dout)), self._shards)])
-        jobs = [(r.backward, dout[a:b]) for r, a, b in zip(self.replicas, bounds[:-1], bounds[1:])]
+        offsets = self._offsets
+        if len(dout) != offsets[-1]:
+            raise ValueError(f"backward got {len(dout)} samples but the last forward had {offsets[-1]}")
+        jobs = [(r.backward, dout[a:b]) for r, a, b in zip(self.replicas, offsets[:-1], offsets[1:])]
         dxs = self._run(jobs)
         for k in range(1, len(jobs)):
             for p, q in zip(self._params[0], self._params[k]):
@@ -141,7 +143,7 @@ class DataParallel:
 
     def _average_buffers(self) -> None:
         """Every replica's running statistics <- their mean over the replicas that ran."""
-        used = self._buffers[:self._shards]
+        used = self._buffers[:len(self._offsets) - 1]
         if len(used) == 1:
             return
         for i, main in enumerate(self._buffers[0]):

@@ -7,6 +7,7 @@ uninterrupted run would have, and the same seed gives the same weights.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -130,20 +131,29 @@ def _check_xy(name: str, data) -> Tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def _outputs(model, xb: np.ndarray, flip: bool) -> np.ndarray:
+    """model(xb), or with flip the mean of the outputs for xb and for xb mirrored left-right
+    (test-time augmentation for images (N, C, H, W) of a model trained with random flips)."""
+    out = model.forward(xb)
+    return (out + model.forward(xb[..., ::-1])) / 2 if flip else out
+
+
 def evaluate(model: Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000,
-             loss: str = "cross_entropy", workers: int = 1) -> dict:
+             loss: str = "cross_entropy", workers: int = 1, flip: bool = False) -> dict:
     """Loss and accuracy of `model` in eval mode over (x, y); restores the previous mode.
-    workers > 1 splits each batch over that many threads (pyann.parallel.DataParallel)."""
+    workers > 1 splits each batch over that many threads (pyann.parallel.DataParallel).
+    flip: score the mean of the outputs for each image and its mirror image (label results
+    that use it: it is test-time augmentation, at twice the cost)."""
     if workers > 1:
         with DataParallel(model, workers) as runner:
-            return evaluate(runner, x, y, batch_size, loss)
+            return evaluate(runner, x, y, batch_size, loss, flip=flip)
     was_training = model.training
     model.eval()
     loss_fwd, _ = _loss_pair(loss, 0.0)
     total_loss, correct = 0.0, 0
     try:
         for i in range(0, len(x), batch_size):
-            out = model.forward(x[i:i + batch_size])
+            out = _outputs(model, x[i:i + batch_size], flip)
             yb = y[i:i + batch_size]
             total_loss += float(loss_fwd(out, yb)[0]) * len(yb)
             if loss == "cross_entropy":
@@ -202,30 +212,37 @@ def fit(model: Module, train, epochs: int, optimizer, batch_size: int = 128,
 
     for cb in callbacks:
         cb.on_train_begin(model, history)
-    input_grad = model.input_grad
-    model.set_input_grad(False)   # the input is data: its gradient would be thrown away
-    try:
-        with DataParallel(model, workers) as runner:
-            for epoch in range(start, epochs):
-                rng = epoch_rng(seed, epoch)
-                for k, replica in enumerate(runner.replicas):
-                    reseed_modules(replica, seed, epoch, k)
-                if hasattr(augment, "set_epoch"):
-                    augment.set_epoch(epoch)
-                record = _train_epoch(runner, x_train, y_train, optimizer, epoch, epochs, batch_size, rng,
-                                      schedule, augment, loss, loss_fwd, loss_bwd, progress)
-                if validation is not None:
-                    record.update(_validate(runner, validation, augment, eval_batch_size, loss))
-                history.append(record)
-                if ckpt is not None:
-                    save_checkpoint(ckpt, model, optimizer, history)
-                for cb in callbacks:
-                    cb.on_epoch_end(epoch + 1, model, record)
-    finally:
-        model.set_input_grad(input_grad)
+    # the input is data: its gradient would be thrown away (replicas copy the setting)
+    with _input_grad_off(model), DataParallel(model, workers) as runner:
+        for epoch in range(start, epochs):
+            rng = epoch_rng(seed, epoch)
+            for k, replica in enumerate(runner.replicas):
+                reseed_modules(replica, seed, epoch, k)
+            if hasattr(augment, "set_epoch"):
+                augment.set_epoch(epoch)
+            record = _train_epoch(runner, x_train, y_train, optimizer, epoch, epochs, batch_size, rng, schedule,
+                                  augment, loss, loss_fwd, loss_bwd, progress)
+            if validation is not None:
+                record.update(_validate(runner, validation, augment, eval_batch_size, loss))
+            history.append(record)
+            if ckpt is not None:
+                save_checkpoint(ckpt, model, optimizer, history)
+            for cb in callbacks:
+                cb.on_epoch_end(epoch + 1, model, record)
     for cb in callbacks:
         cb.on_train_end(model, history)
     return history
+
+
+@contextlib.contextmanager
+def _input_grad_off(model: Module):
+    """model.set_input_grad(False) for the block, then the previous setting back."""
+    previous = model.input_grad
+    model.set_input_grad(False)
+    try:
+        yield
+    finally:
+        model.set_input_grad(previous)
 
 
 def _train_epoch(model, x_train, y_train, optimizer, epoch, epochs, batch_size, rng, schedule, augment,

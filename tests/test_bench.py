@@ -52,3 +52,14 @@ def test_bench_relu_writes_both_models_rows_and_figure(tmp_path, monkeypatch):
             assert exact["accuracy"] == numpy_row["accuracy"] and exact["mac_share"] < 1.0
     assert (tmp_path / "relu-accuracy-vs-macs.png").stat().st_size > 10_000
     assert set(result["sweeps"]) == models
+
+
+def test_train_bench_times_every_pyann_row(tmp_path):
+    path = tmp_path / "train.json"
+    assert main(["train", "--models", "cnn3", "--batch", "8", "--repeats", "1", "--warmup", "0",
+                 "--no-torch", "--workers", "2", "--json", str(path)]) == 0
+    result = json.loads(path.read_text())
+    engines = {r["engine"]: r for r in result["rows"]}
+    assert "pyann (NumPy, 2 data-parallel workers)" in engines
+    assert all(r["images_per_s"] > 0 for r in result["rows"] if r["engine"].startswith("pyann"))
+    assert engines["PyTorch CPU"]["note"] == "skipped (--no-torch)"

@@ -40,10 +40,12 @@ def test_full_epochs_for_budget_takes_the_stages_off_first(monkeypatch):
     monkeypatch.setattr(cnn_recipes, "_eval_seconds", lambda model, xb, n_eval, workers: {16: 2.0, 32: 5.0}[xb.shape[-1]])
     model, x, y = _budget_inputs()
 
-    def full_epochs(stages):
+    def full_epochs(stages, final_images=0):
         return cnn_recipes._full_epochs_for_budget(model, x, y, 8, ProgressiveResize(CropFlip(4), stages),
-                                                   minutes=10, n_eval=64, eval_batch_size=16)
+                                                   minutes=10, n_eval=64, eval_batch_size=16,
+                                                   final_images=final_images)
     assert full_epochs([]) == 12               # 600 s * 0.97 = 582 s, 45 s per full epoch
+    assert full_epochs([], final_images=9 * 64) == 11   # 9 more evaluations: (582 - 9 * 5) / 45 = 11.9
     assert full_epochs([(16, 10)]) == 10       # (582 - 10 * 12) / 45 = 10.3
     assert full_epochs([(16, 100)]) == 1       # the stages alone overrun: still one full epoch
 
@@ -72,6 +74,14 @@ def test_write_report_table_time_and_target(tmp_path):
     assert (tmp_path / "training-curve.png").read_bytes().startswith(b"\x89PNG")
     cnn_recipes.write_report(tmp_path, _result(0.851))
     assert "target 85 %: met" in (tmp_path / "report.md").read_text()
+    flipped = dict(_result(0.849), test_flip={"loss": 0.9, "accuracy": 0.8534, "seconds": 80.0}, wall_minutes=7.25)
+    flipped["config"]["curve_images"] = 2000
+    cnn_recipes.write_report(tmp_path, flipped)
+    report = (tmp_path / "report.md").read_text()
+    assert "**84.90 %**" in report and "target 85 %: missed." in report     # the plain accuracy alone
+    assert "80 s more): **85.34 %**; target 85 %: met with it." in report     # the flip one, said apart
+    assert "(7.2 minutes from start to finish" in report
+    assert "| test acc (first 2000 images) |" in report and "the per-epoch curve uses the first 2000" in report
 
 
 def test_report_command_redraws_from_results_json(tmp_path, capsys):

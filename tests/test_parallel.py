@@ -126,3 +126,7 @@ def test_bad_use_raises_clear_errors():
     dp = DataParallel(_cnn(), 2)
     with pytest.raises(RuntimeError, match="context"):
         dp.forward(_batch(4)[0])
+    with DataParallel(_cnn(), 2) as dp:
+        dp.forward(_batch(4)[0])
+        with pytest.raises(ValueError, match="4"):
+            dp.backward(np.zeros((3, 5), np.float32))

@@ -4,7 +4,7 @@ import io
 import numpy as np
 import pytest
 
-from pyann import nn
+from pyann import nn, ops
 from pyann.optim import SGD, CosineLR
 from pyann.train import Callback, PrintTable, evaluate, fit, predict
 
@@ -79,6 +79,20 @@ def test_evaluate_and_predict_restore_training_mode():
     result = evaluate(model, x, y, batch_size=7)
     assert model.training and 0.0 <= result["accuracy"] <= 1.0
     assert predict(model, x, batch_size=7).shape == (50, 3)
+
+
+def test_evaluate_with_flip_scores_the_mean_of_both_orientations():
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, 1, 1, rng=0), nn.Flatten(), nn.Linear(2 * 4 * 5, 3, rng=1)).eval()
+    x = rng.standard_normal((9, 1, 4, 5)).astype(np.float32)
+    mean = (model.forward(x) + model.forward(np.ascontiguousarray(x[..., ::-1]))) / 2
+    y = mean.argmax(axis=1)
+    y[:3] = (y[:3] + 1) % 3                            # three wrong labels: 6 of 9 right
+    result = evaluate(model, x, y, batch_size=4, flip=True)
+    assert result["accuracy"] == pytest.approx(6 / 9)
+    assert result["loss"] == pytest.approx(float(ops.softmax_cross_entropy_forward(mean, y)[0]), rel=1e-5)
+    plain = model.forward(x).argmax(axis=1)
+    assert evaluate(model, x, plain, batch_size=4)["accuracy"] == 1.0   # flip off: the plain outputs
 
 
 def test_fit_skips_the_input_gradient_and_restores_the_setting():
