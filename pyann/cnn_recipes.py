@@ -98,7 +98,11 @@ def write_report(out, result: dict) -> None:
               "", "![training curve](training-curve.png)", ""]
     write_text(out / "report.md", "\n".join(lines))
     title = result["recipe"] + (" (JPEG-derived CIFAR-10)" if unofficial and "cifar" in result["recipe"] else "")
-    save_figure(plot_training_curve(history, None if target is None else 100 * target, title),
+    finals = {"final test, all images": acc}
+    if "test_flip" in result:
+        finals["final test with flip TTA"] = 100 * result["test_flip"]["accuracy"]
+    test_label = f"test ({f'first {curve} images, ' if curve else ''}at the epoch's image size)"
+    save_figure(plot_training_curve(history, None if target is None else 100 * target, title, test_label, finals),
                 out / "training-curve.png")
 
 

@@ -5,7 +5,7 @@ the model; the replicas share the parameter arrays.
 Why threads pay off in NumPy: the big operations (copies, ufuncs, BLAS) release the GIL, but
 only BLAS is multi-threaded. With one BLAS thread per worker, the im2col copies, BatchNorm and
 elementwise work, which run on one core otherwise, run on all of them; on 2 cores a WRN-16-2
-step runs ~1.45x faster than one process with two BLAS threads (`python -m bench train`).
+step runs ~1.4x faster than one process with two BLAS threads (`python -m bench train`).
 
 Semantics, for a batch of B samples split into shards S_1..S_k:
 - parameter gradients are the sums of the shards' gradients; the loss is the mean over the

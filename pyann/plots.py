@@ -248,11 +248,13 @@ def plot_accuracy_vs_macs(curves: Mapping[str, Sequence[Mapping]], points: Optio
 
 
 def plot_training_curve(history: Sequence[Mapping], target_pct: Optional[float] = None,
-                        title: str = "Training curve") -> Figure:
+                        title: str = "Training curve", test_label: str = "test (at the epoch's image size)",
+                        finals: Optional[Mapping[str, float]] = None) -> Figure:
     """Train and test accuracy (%) at the end of each epoch against wall-clock minutes (training
     steps plus evaluation, from History records). Epochs trained at a reduced image size
     ("image_size" in the record) are shaded and labelled with it: their test accuracy is
-    measured at that size."""
+    measured at that size. finals: {label: accuracy %} of final tests, drawn as markers after
+    the last epoch."""
     fig = _figure(7.0, 4.4)
     ax = fig.add_subplot()
     ends = np.cumsum([e["seconds"] + e.get("eval_seconds", 0.0) for e in history]) / 60
@@ -268,12 +270,14 @@ def plot_training_curve(history: Sequence[Mapping], target_pct: Optional[float] 
             label="train (augmented batches, running mean over the epoch)")
     if any("val_acc" in e for e in history):
         ax.plot(ends, [100 * e["val_acc"] for e in history], marker="o", markersize=4,
-                label="test (at the epoch's image size)")
+                label=test_label)
+    for (label, pct), marker in zip((finals or {}).items(), "sD^v"):
+        ax.plot([ends[-1]], [pct], marker=marker, markersize=7, linestyle="none", label=f"{label}: {pct:.2f} %")
     if target_pct is not None:
         ax.axhline(target_pct, color="black", linestyle=":", label=f"target {target_pct:g} %")
     ax.set_xlabel("wall-clock minutes (training steps + evaluation)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="lower right")
     return fig

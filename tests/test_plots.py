@@ -95,3 +95,7 @@ def test_training_curve_against_wall_clock_with_stages_shaded():
     assert list(train.get_ydata()) == pytest.approx([30, 40, 50, 60])
     assert [t.get_text() for t in ax.texts] == ["16 px", "24 px", "32 px"]   # one label per stage
     assert ax.lines[2].get_ydata()[0] == 85                             # the target line
+    fig = plots.plot_training_curve(history, 85, "t", "test (first 2000 images)", {"final": 54.5, "flip": 55.5})
+    finals = fig.axes[0].lines[2:4]
+    assert [(f.get_xdata()[0], f.get_ydata()[0]) for f in finals] == [(6.0, 54.5), (6.0, 55.5)]   # after the last epoch
+    assert fig.axes[0].get_legend().get_texts()[1].get_text() == "test (first 2000 images)"
