@@ -15,6 +15,7 @@ from typing import Callable, List, Sequence
 import numpy as np
 
 from pyann.io import write_json
+from pyann.parallel import available_cores
 
 
 def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> dict:
@@ -64,8 +65,7 @@ def machine_info() -> dict:
         isa, threads = kernels.isa(), kernels.num_threads()
     except ImportError:
         isa, threads = "not built", 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu_model(), "cores": cores, "blas": blas_info(), "numpy": np.__version__,
+    return {"cpu": cpu_model(), "cores": available_cores(), "blas": blas_info(), "numpy": np.__version__,
             "python": platform.python_version(), "pyann_isa": isa, "pyann_threads": threads,
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset")}
 
