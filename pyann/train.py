@@ -164,8 +164,11 @@ def evaluate(model: Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000
     return {"loss": total_loss / n, "accuracy": correct / n if loss == "cross_entropy" else None}
 
 
-def predict(model: Module, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Model outputs (N, classes) in eval mode."""
+def predict(model: Module, x: np.ndarray, batch_size: int = 1000, workers: int = 1) -> np.ndarray:
+    """Model outputs (N, classes) in eval mode; workers as in evaluate."""
+    if workers > 1:
+        with DataParallel(model, workers) as runner:
+            return predict(runner, x, batch_size)
     was_training = model.training
     model.eval()
     try:

@@ -91,3 +91,18 @@ def test_report_command_redraws_from_results_json(tmp_path, capsys):
     assert "**60.00 %**" in (tmp_path / "report.md").read_text()
     with pytest.raises(SystemExit):
         cnn_recipes.main(["report"])          # no folder: a usage error, not a traceback
+
+
+def test_final_test_scores_plain_and_flipped_from_two_passes():
+    from pyann import nn
+    from pyann.train import evaluate
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1, rng=0), nn.BatchNorm2d(4), nn.ReLU(), nn.GlobalAvgPool(),
+                          nn.Linear(4, 10, rng=1))
+    test = (rng.standard_normal((250, 3, 8, 8)).astype(np.float32), rng.integers(0, 10, 250))
+    plain, flip = cnn_recipes._test_plain_and_flipped(model, test, workers=2)
+    for ours, ref in ((plain, evaluate(model, *test, batch_size=100)),
+                      (flip, evaluate(model, *test, batch_size=100, flip=True))):
+        assert ours["accuracy"] == ref["accuracy"]
+        assert ours["loss"] == pytest.approx(ref["loss"], rel=1e-5)
+    assert flip["seconds"] > 0
