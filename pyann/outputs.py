@@ -1,0 +1,84 @@
+"""Output folders and the files a command writes there.
+
+`writable_folder` is called by every command before it loads data or trains, so an unwritable
+`--out` costs a second, not a training run. `write_model_and_results` writes a model file and
+the results.json that describes it so that no crash between the two leaves an old results.json
+beside a new model.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+
+class OutputFolderError(OSError):
+    """The output folder cannot be created or written to."""
+
+
+def writable_folder(path) -> Path:
+    """Create `path` (with parents) and prove it writable by creating and removing a probe
+    file in it; raises OutputFolderError naming the folder and the reason."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".pyann-write-probe.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise OutputFolderError(f"cannot write to output folder {path}: {reason}") from None
+    return path
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _plain(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def check_strict_json(obj, what: str = "results") -> None:
+    """Raise ValueError if `obj` cannot be written as strict JSON (NaN, Inf, odd types), before
+    anything is written: write_json refuses such values, and finding out after the model file
+    was replaced would leave the pair inconsistent."""
+    try:
+        json.dumps(obj, allow_nan=False, default=_plain)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{what} cannot be written as strict JSON: {exc}") from None
+
+
+def write_model_and_results(model_path, save_model: Callable[[Path], object], results_path, results: dict) -> None:
+    """Write a model file (save_model(model_path)) and results.json describing it, as a pair.
+
+    The pair stays consistent without a multi-file transaction: results are checked to be
+    strict JSON first; the old results.json is removed before the model is replaced, so a
+    kill in between leaves a model without results (visibly incomplete) rather than a stale
+    results.json beside a new model; results.json records the model file's sha256
+    ("model_sha256"), so a reader can check that the two belong together.
+    """
+    from .io import write_json
+    check_strict_json(results)
+    model_path, results_path = Path(model_path), Path(results_path)
+    try:
+        results_path.unlink()
+    except FileNotFoundError:
+        pass
+    save_model(model_path)
+    write_json(results_path, dict(results, model_file=model_path.name, model_sha256=file_sha256(model_path)))
