@@ -8,6 +8,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
+
+from pyann.outputs import OutputFolderError, writable_folder
 
 # name -> (module, one-line description). Modules expose add_arguments(parser) and run(args).
 BENCHMARKS = {
@@ -35,7 +38,16 @@ def main(argv=None) -> int:
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"python -m bench {name}", description=description)
     module.add_arguments(parser)
-    module.run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    # the folders the benchmark will write, proved writable before any timing or training
+    folders = ([args.out] if getattr(args, "out", None) else []) + \
+              ([Path(args.json).parent] if getattr(args, "json", None) else [])
+    for folder in folders:
+        try:
+            writable_folder(folder)
+        except OutputFolderError as exc:
+            parser.error(str(exc))
+    module.run(args)
     return 0
 
 

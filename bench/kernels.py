@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyann import kernels
+from pyann.argtypes import positive_int
 
 from .common import format_table, machine_info, machine_line, save_results, time_call
 
@@ -14,8 +15,8 @@ N, IN, OUT = 10_000, 784, 512
 
 
 def add_arguments(parser):
-    parser.add_argument("--n", type=int, default=N, help="number of input rows (default 10000)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--n", type=positive_int, default=N, help="number of input rows (default 10000)")
+    parser.add_argument("--repeats", type=positive_int, default=5)
     parser.add_argument("--json", default="bench-results/kernels.json", help="where to write the JSON")
 
 

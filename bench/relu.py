@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pyann import infer, kernels, plots
+from pyann.argtypes import comma_list, non_negative_float, positive_int, seed
 from pyann.relu_prediction import HistoryPredictor, LowRankPredictor, inactive_precision_recall
 from pyann.relu_prediction import sweep as sw
 
@@ -28,26 +29,32 @@ PAPER_TAU = 0.5
 SPARSE_L1 = 1e-3   # activity-L1 strength of the sparse-activation model variant (mlp_recipe)
 
 
+def _layers(text: str) -> str:
+    """A checked comma-separated list of hidden layers, kept as text (it labels the rows)."""
+    return ",".join(str(k) for k in comma_list(positive_int)(text))
+
+
 def add_arguments(parser):
     parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--layers", default="3,4", help="hidden layers the predictors act on (default 3,4)")
-    parser.add_argument("--sparse-layers", default="1,2,3,4",
+    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--epochs", type=positive_int, default=20)
+    parser.add_argument("--layers", type=_layers, default="3,4",
+                        help="hidden layers the predictors act on (default 3,4)")
+    parser.add_argument("--sparse-layers", type=_layers, default="1,2,3,4",
                         help="hidden layers the predictors act on in the sparse-activation model (default all)")
-    parser.add_argument("--paper-tau", type=float, default=PAPER_TAU,
+    parser.add_argument("--paper-tau", type=non_negative_float, default=PAPER_TAU,
                         help="tau of the paper-configuration masked row (default 0.5)")
-    parser.add_argument("--max-loss", type=float, default=0.25,
+    parser.add_argument("--max-loss", type=non_negative_float, default=0.25,
                         help="accuracy loss (points) allowed on a training subsample when choosing "
                              "the combined rows' tau / margin (default 0.25)")
-    parser.add_argument("--rank", type=int, default=32, help="rank of the low-rank predictor")
-    parser.add_argument("--repeats", type=int, default=9, help="timed rounds of the batched rows")
-    parser.add_argument("--repeats-one", type=int, default=3, help="repeats of the one-image rows")
-    parser.add_argument("--n", type=int, default=10000, help="test images (default all 10,000)")
+    parser.add_argument("--rank", type=positive_int, default=32, help="rank of the low-rank predictor")
+    parser.add_argument("--repeats", type=positive_int, default=9, help="timed rounds of the batched rows")
+    parser.add_argument("--repeats-one", type=positive_int, default=3, help="repeats of the one-image rows")
+    parser.add_argument("--n", type=positive_int, default=10000, help="test images (default all 10,000)")
     parser.add_argument("--no-sweep", action="store_true", help="skip the sweeps and the figure")
     parser.add_argument("--no-latency-split", action="store_true",
                         help="skip the rows with both cores on each image (a barrier per layer: slow on a busy machine)")
-    parser.add_argument("--activity-l1", default=f"0,{SPARSE_L1:g}",
+    parser.add_argument("--activity-l1", type=comma_list(non_negative_float), default=f"0,{SPARSE_L1:g}",
                         help="the models to benchmark, by the activity-L1 strength they were trained "
                              f"with: 0 is the project recipe, {SPARSE_L1:g} its sparse-activation variant "
                              f"(default both: 0,{SPARSE_L1:g})")
@@ -100,7 +107,7 @@ def run(args) -> dict:
     x_train = to_float(data.x_train).reshape(len(data.x_train), -1)
     x = np.ascontiguousarray(to_float(data.x_test).reshape(len(data.x_test), -1)[:args.n], np.float32)
     y = np.asarray(data.y_test[:args.n])
-    strengths = [float(v) for v in args.activity_l1.split(",")]
+    strengths = list(args.activity_l1)
     rows = [
         {"model": "paper", "row": "paper dense (quoted, i7-7700)", "mode": "one image", "accuracy": sw.PAPER_DENSE_ACC,
          "seconds": 45.73, "images_per_s": 10000 / 45.73, "mac_share": 1.0, "quoted": True},

@@ -10,6 +10,7 @@ PyTorch is optional (a peer, never a dependency): its rows say "not installed" w
 """
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from contextlib import nullcontext
@@ -18,6 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from pyann import nn, ops, optim
+from pyann.argtypes import comma_list, non_negative_int, positive_int
 from pyann.parallel import DataParallel, available_cores
 
 from .common import format_table, machine_info, machine_line, save_results
@@ -25,15 +27,22 @@ from .common import format_table, machine_info, machine_line, save_results
 MODELS = {"cnn3": ((1, 28, 28), {}), "wrn16_2": ((3, 32, 32), {"depth": 16, "width": 2})}
 
 
+def _model_name(text: str) -> str:
+    if text not in MODELS:
+        raise argparse.ArgumentTypeError(f"unknown model {text!r}; choose from {', '.join(MODELS)}")
+    return text
+
+
 def add_arguments(parser):
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--models", default="cnn3,wrn16_2", help="comma-separated: cnn3, wrn16_2")
+    parser.add_argument("--batch", type=positive_int, default=128)
+    parser.add_argument("--repeats", type=positive_int, default=5)
+    parser.add_argument("--warmup", type=non_negative_int, default=2)
+    parser.add_argument("--models", type=comma_list(_model_name), default="cnn3,wrn16_2",
+                        help="comma-separated: cnn3, wrn16_2")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
     parser.add_argument("--no-single-thread", action="store_true",
                         help="skip the extra pyann row with BLAS limited to one thread")
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--workers", type=positive_int, default=None,
                         help="threads of the data-parallel pyann row (default: one per core; 1 skips the row)")
     parser.add_argument("--json", default="bench-results/train.json", help="where to write the JSON")
 
@@ -141,9 +150,7 @@ def run(args) -> dict:
     workers = available_cores() if args.workers is None else args.workers
     rng = np.random.default_rng(0)
     rows = []
-    for name in args.models.split(","):
-        if name not in MODELS:
-            raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+    for name in args.models:
         configs = [("pyann (NumPy)", pyann_step(name, args.batch, rng), None)]
         if not args.no_single_thread and (blas_threads or 0) > 1:
             # OpenBLAS threads spin-wait: on a busy machine one thread can beat two by 2-3x

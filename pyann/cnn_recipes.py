@@ -10,7 +10,9 @@ wrn_cifar10: pre-activation WRN-depth-width on CIFAR-10 (the JPEG-derived copy w
              can come from a time budget.
 
 Each returns a dict with the History records, the final test accuracy and the model; with
-`out` it also saves the model (.npz), results.json, report.md and training-curve.png there.
+`out` it also saves the model (.npz), results.json, report.md and training-curve.png there
+(`out` is proved writable before any data is loaded). Both hand fit() their configuration, so
+a checkpoint of another run in `out` is refused rather than resumed.
 """
 from __future__ import annotations
 
@@ -23,9 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from . import optim
+from .argtypes import fraction, positive_float, positive_int, seed as seed_type
 from .data.augment import CropFlip, ProgressiveResize
-from .io import write_json, write_text
+from .io import write_text
 from .nn import build, save
+from .outputs import OutputFolderError, writable_folder, write_model_and_results
 from .parallel import DataParallel, available_cores
 
 
@@ -48,9 +52,9 @@ def _finish(model, history, test, out, name, config, target=None, flip_test=Fals
         result["wall_minutes"] = (time.perf_counter() - started) / 60
     if out is not None:
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        save(model, out / f"{name}.npz", metadata={"recipe": name, "test": result["test"]})
-        write_json(out / "results.json", result)
+        write_model_and_results(out / f"{name}.npz",
+                                lambda path: save(model, path, metadata={"recipe": name, "test": result["test"]}),
+                                out / "results.json", result)
         write_report(out, result)
     result["model"] = model
     return result
@@ -129,19 +133,23 @@ def cnn3_mnist(epochs: int = 5, batch_size: int = 128, lr: float = 0.05, momentu
     first `limit` images only (for smoke tests)."""
     from .data import load_mnist, to_float
     from .train import PrintTable, fit
+    _check_limit(limit)
+    if out is not None:
+        writable_folder(out)
     ds = load_mnist(root=root)
     mean, std = (0.1307,), (0.3081,)
     x_train, y_train = to_float(ds.x_train, mean, std), ds.y_train
-    if limit:
+    if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
     test = (to_float(ds.x_test, mean, std), ds.y_test)
     model = build("cnn3", rng=seed)
     opt = optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
     schedule = optim.Warmup(optim.CosineLR(lr, epochs), epochs=min(0.2, epochs / 5))
-    history = fit(model, (x_train, y_train), epochs, opt, batch_size=batch_size, validation=test,
-                  callbacks=[PrintTable()], seed=seed, schedule=schedule, progress=progress)
     config = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum,
               "weight_decay": weight_decay, "seed": seed}
+    history = fit(model, (x_train, y_train), epochs, opt, batch_size=batch_size, validation=test,
+                  callbacks=[PrintTable()], seed=seed, schedule=schedule, progress=progress,
+                  config=dict(config, recipe="cnn3_mnist", dataset="mnist", official_data=ds.official, limit=limit))
     return _finish(model, history, test, out, "cnn3_mnist", config, target=0.99)
 
 
@@ -167,14 +175,30 @@ def wrn_cifar10(depth: int = 16, width: int = 2, dropout: float = 0.0, epochs: i
     curve_images: the per-epoch evaluation (the training curve) uses the first curve_images
       test images, so that it costs ~1/5 of a full one; the final accuracy is measured on the
       whole test set, plain and with flip test-time augmentation. None: all of them every epoch.
+    out: also where the checkpoint is written after every epoch and resumed from; a checkpoint
+      of a run with another configuration is refused (train.ResumeMismatchError). When it
+      resumes, epochs=None and workers=None take the checkpoint's values: the run keeps the
+      plan it started with instead of re-planning from a new timing (which would change the
+      cosine schedule's length and so be refused).
     """
     from .data import channel_stats, load_cifar10, to_float
-    from .train import PrintTable, fit
+    from .train import CHECKPOINT_NAME, PrintTable, fit, read_checkpoint_config
     started = time.perf_counter()
+    _check_limit(limit)
+    planned = {}
+    if out is not None:
+        writable_folder(out)
+        if (Path(out) / CHECKPOINT_NAME).exists():
+            planned = read_checkpoint_config(Path(out) / CHECKPOINT_NAME) or {}
+    if epochs is None and "epochs" in planned:
+        epochs = planned["epochs"]
+        print(f"resuming the run in {out}: its plan of {epochs} epochs", flush=True)
+    if workers is None and "workers" in planned:
+        workers = planned["workers"]
     ds = load_cifar10(root=root, allow_unofficial=True)
     mean, std = channel_stats(ds.x_train)
     x_train, y_train = to_float(ds.x_train, mean, std), ds.y_train
-    if limit:
+    if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
     test = (to_float(ds.x_test, mean, std), ds.y_test)
     if curve_images is not None and curve_images >= len(test[0]):
@@ -196,10 +220,13 @@ def wrn_cifar10(depth: int = 16, width: int = 2, dropout: float = 0.0, epochs: i
                          f"progressive stages {stages} ({stage_epochs} epochs)")
     opt = optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
     schedule = optim.Warmup(optim.CosineLR(lr, epochs), epochs=min(1.0, epochs / 10))
+    run = {"recipe": "wrn_cifar10", "dataset": "cifar10", "official_data": ds.official, "depth": depth,
+           "width": width, "dropout": dropout, "momentum": momentum, "weight_decay": weight_decay,
+           "pad_mode": pad_mode, "progressive": stages, "limit": limit}
     history = fit(model, (x_train, y_train), epochs, opt, batch_size=batch_size, validation=curve,
                   callbacks=[PrintTable()], seed=seed, schedule=schedule, label_smoothing=label_smoothing,
                   augment=augment, checkpoint_dir=out, resume=out is not None, progress=progress,
-                  eval_batch_size=eval_batch_size, workers=workers)
+                  eval_batch_size=eval_batch_size, workers=workers, config=run)
     config = {"depth": depth, "width": width, "dropout": dropout, "epochs": epochs,
               "batch_size": batch_size, "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
               "label_smoothing": label_smoothing, "pad_mode": pad_mode, "seed": seed,
@@ -266,14 +293,24 @@ def _epoch_seconds(model, x, y, batch_size, augment, steps, workers=1):
     return float(np.median(times[1:])) * math.ceil(len(x) / batch_size)
 
 
+def _check_limit(limit) -> None:
+    # `limit` is a slice end: 0 would train on nothing and -5 on all but 5 images
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be a positive number of images, got {limit}")
+
+
 def _parse_stages(text: str):
-    """"16:3,24:3" -> [(16, 3), (24, 3)]; "" or "none" -> []."""
+    """"16:3,24:3" -> [(16, 3), (24, 3)]; "" or "none" -> []. Sizes and epochs must be >= 1."""
     if text.strip().lower() in ("", "none"):
         return []
     try:
-        return [tuple(int(v) for v in item.split(":")) for item in text.split(",")]
+        stages = [tuple(int(v) for v in item.split(":")) for item in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected SIZE:EPOCHS[,SIZE:EPOCHS...], got {text!r}") from None
+        stages = None
+    if not stages or any(len(s) != 2 or min(s) < 1 for s in stages):
+        raise argparse.ArgumentTypeError(f"expected SIZE:EPOCHS[,SIZE:EPOCHS...] with positive integers, "
+                                         f"got {text!r}")
+    return stages
 
 
 RECIPES = {"cnn3-mnist": cnn3_mnist, "wrn-cifar10": wrn_cifar10}
@@ -284,21 +321,22 @@ def main(argv=None) -> int:
     parser.add_argument("recipe", choices=sorted(RECIPES) + ["report"],
                         help="a recipe to run, or 'report' to redraw report.md and the figure of --out "
                              "from its results.json")
-    parser.add_argument("--epochs", type=int, default=None, help="default: 5 (cnn3); from --minutes (wrn)")
-    parser.add_argument("--minutes", type=float, default=60.0, help="wrn time budget when --epochs is not given")
-    parser.add_argument("--depth", type=int, default=16)
-    parser.add_argument("--width", type=int, default=2)
-    parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--epochs", type=positive_int, default=None, help="default: 5 (cnn3); from --minutes (wrn)")
+    parser.add_argument("--minutes", type=positive_float, default=60.0,
+                        help="wrn time budget when --epochs is not given")
+    parser.add_argument("--depth", type=positive_int, default=16)
+    parser.add_argument("--width", type=positive_int, default=2)
+    parser.add_argument("--dropout", type=fraction, default=0.0)
     parser.add_argument("--progressive", type=_parse_stages, default=None, metavar="SIZE:EPOCHS,...",
                         help="wrn: low-resolution stages trained first (default 16:3,24:4; 'none' for "
                              "32x32 throughout)")
-    parser.add_argument("--label-smoothing", type=float, default=None, help="wrn: default 0.1")
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--label-smoothing", type=fraction, default=None, help="wrn: default 0.1")
+    parser.add_argument("--batch-size", type=positive_int, default=None)
+    parser.add_argument("--lr", type=positive_float, default=None)
+    parser.add_argument("--workers", type=positive_int, default=None,
                         help="wrn: data-parallel threads (default: one per core, shards of >= 16 images)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, default=None, help="train on the first N images only")
+    parser.add_argument("--seed", type=seed_type, default=0)
+    parser.add_argument("--limit", type=positive_int, default=None, help="train on the first N images only")
     parser.add_argument("--out", default=None,
                         help="folder for the model, results.json, report.md, training-curve.png (and wrn checkpoints)")
     args = parser.parse_args(argv)
@@ -308,6 +346,11 @@ def main(argv=None) -> int:
         write_report(args.out, json.loads((Path(args.out) / "results.json").read_text()))
         print(f"wrote {Path(args.out) / 'report.md'} and {Path(args.out) / 'training-curve.png'}")
         return 0
+    if args.out is not None:
+        try:
+            writable_folder(args.out)   # before loading data or training
+        except OutputFolderError as exc:
+            parser.error(str(exc))
     kwargs = {"seed": args.seed, "out": args.out, "limit": args.limit}
     for key in ("epochs", "batch_size", "lr"):
         if getattr(args, key) is not None:
@@ -317,7 +360,11 @@ def main(argv=None) -> int:
         for key in ("progressive", "label_smoothing", "workers"):
             if getattr(args, key) is not None:
                 kwargs[key] = getattr(args, key)
-    result = RECIPES[args.recipe](**kwargs)
+    from .train import ResumeMismatchError, TrainingDivergedError
+    try:
+        result = RECIPES[args.recipe](**kwargs)
+    except (TrainingDivergedError, ResumeMismatchError) as exc:
+        parser.exit(1, f"{parser.prog} {args.recipe}: error: {exc}\n")
     print(f"test accuracy {100 * result['test']['accuracy']:.2f}%")
     return 0
 

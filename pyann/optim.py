@@ -6,6 +6,9 @@ normalisation parameters); `decay_all=True` applies it to every parameter.
 
 A schedule is a callable `lr(epoch_progress) -> float`, where epoch_progress is a float epoch
 (epoch 2, half way through = 2.5); the training loop sets `optimizer.lr` before every step.
+
+Optimisers and schedules describe themselves with `config()` (JSON values): fit() records the
+description in a checkpoint and refuses to resume it with a different one.
 """
 from __future__ import annotations
 
@@ -20,9 +23,10 @@ class Optimizer:
         self.params = list(params)
         if not self.params:
             raise ValueError("optimizer got no parameters")
-        if lr <= 0:
-            raise ValueError(f"lr must be positive, got {lr}")
+        if not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"lr must be positive and finite, got {lr}")
         self.lr = lr
+        self.initial_lr = float(lr)   # self.lr follows the schedule; the run is described by this one
         self.weight_decay = weight_decay
         self.decay_all = decay_all
         self.steps = 0
@@ -40,11 +44,42 @@ class Optimizer:
     def _update(self, i, p, g):
         raise NotImplementedError
 
+    def config(self) -> dict:
+        """The hyperparameters that define this optimiser (lr as constructed), as JSON values."""
+        return {"name": type(self).__name__, "lr": self.initial_lr, "weight_decay": float(self.weight_decay),
+                "decay_all": bool(self.decay_all)}
+
     # state for checkpoints: plain arrays and numbers, keyed by parameter index
     def state_dict(self) -> Dict[str, np.ndarray]:
         return {"steps": np.array(self.steps), "lr": np.array(self.lr)}
 
+    def check_state_dict(self, state: Dict[str, np.ndarray]) -> None:
+        """Raise ValueError unless `state` fits this optimiser exactly: the same keys, every
+        array of the shape of this optimiser's own, every value finite. Changes nothing."""
+        own = self.state_dict()
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"optimizer state does not fit {type(self).__name__}: missing keys {missing}, "
+                             f"unexpected keys {unexpected}")
+        for key, mine in own.items():
+            theirs = np.asarray(state[key])
+            if theirs.shape != mine.shape:
+                raise ValueError(f"optimizer state {key!r}: shape {theirs.shape}, expected {mine.shape}")
+            if not np.issubdtype(theirs.dtype, np.number):
+                raise ValueError(f"optimizer state {key!r}: dtype {theirs.dtype} is not numeric")
+            if not np.isfinite(theirs).all():
+                raise ValueError(f"optimizer state {key!r} holds NaN or Inf")
+        if int(state["steps"]) < 0 or float(state["lr"]) < 0:
+            raise ValueError(f"optimizer state: steps {int(state['steps'])} and lr {float(state['lr'])} "
+                             f"must not be negative")
+
     def load_state_dict(self, state: Dict[str, np.ndarray]) -> None:
+        """Restore from state_dict(); validates all of it first, so a state that does not fit
+        raises ValueError and leaves this optimiser unchanged."""
+        self.check_state_dict(state)
+        self._copy_state(state)
+
+    def _copy_state(self, state) -> None:
         self.steps = int(state["steps"])
         self.lr = float(state["lr"])
 
@@ -68,14 +103,17 @@ class SGD(Optimizer):
         v += g
         p.data -= self.lr * (g + self.momentum * v if self.nesterov else v)
 
+    def config(self):
+        return dict(super().config(), momentum=float(self.momentum), nesterov=bool(self.nesterov))
+
     def state_dict(self):
         state = super().state_dict()
         for i, v in enumerate(self.velocity or []):
             state[f"velocity.{i}"] = v.copy()
         return state
 
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
+    def _copy_state(self, state):
+        super()._copy_state(state)
         for i, v in enumerate(self.velocity or []):
             v[...] = state[f"velocity.{i}"]
 
@@ -106,14 +144,17 @@ class Adam(Optimizer):
         step = self.lr / self._c1
         p.data -= step * m / (np.sqrt(v / self._c2) + self.eps)
 
+    def config(self):
+        return dict(super().config(), betas=[float(self.beta1), float(self.beta2)], eps=float(self.eps))
+
     def state_dict(self):
         state = super().state_dict()
         for i in range(len(self.params)):
             state[f"m.{i}"], state[f"v.{i}"] = self.m[i].copy(), self.v[i].copy()
         return state
 
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
+    def _copy_state(self, state):
+        super()._copy_state(state)
         for i in range(len(self.params)):
             self.m[i][...], self.v[i][...] = state[f"m.{i}"], state[f"v.{i}"]
 
@@ -130,6 +171,9 @@ class Constant:
     def __call__(self, epoch: float) -> float:
         return self.lr
 
+    def config(self) -> dict:
+        return {"name": "Constant", "lr": float(self.lr)}
+
 
 class StepLR:
     """lr = base * gamma ** floor(epoch / step_size)."""
@@ -139,6 +183,9 @@ class StepLR:
 
     def __call__(self, epoch: float) -> float:
         return self.base * self.gamma ** math.floor(epoch / self.step_size)
+
+    def config(self) -> dict:
+        return {"name": "StepLR", "base": float(self.base), "step_size": self.step_size, "gamma": float(self.gamma)}
 
 
 class MultiStepLR:
@@ -150,6 +197,10 @@ class MultiStepLR:
     def __call__(self, epoch: float) -> float:
         return self.base * self.gamma ** sum(epoch >= m for m in self.milestones)
 
+    def config(self) -> dict:
+        return {"name": "MultiStepLR", "base": float(self.base), "milestones": list(self.milestones),
+                "gamma": float(self.gamma)}
+
 
 class CosineLR:
     """lr = min_lr + (base - min_lr) * (1 + cos(pi * epoch / total)) / 2, flat at min_lr after."""
@@ -160,6 +211,10 @@ class CosineLR:
     def __call__(self, epoch: float) -> float:
         t = min(epoch / self.total, 1.0)
         return self.min_lr + (self.base - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    def config(self) -> dict:
+        return {"name": "CosineLR", "base": float(self.base), "total_epochs": float(self.total),
+                "min_lr": float(self.min_lr)}
 
 
 class Warmup:
@@ -174,3 +229,20 @@ class Warmup:
             return lr
         frac = epoch / self.epochs
         return lr * (self.start_factor + (1.0 - self.start_factor) * frac)
+
+    def config(self) -> dict:
+        return {"name": "Warmup", "epochs": float(self.epochs), "start_factor": float(self.start_factor),
+                "schedule": describe_schedule(self.schedule)}
+
+
+def describe_schedule(schedule) -> dict | None:
+    """schedule.config(), or for a plain callable {"name": "custom", "callable": its name,
+    "opaque": True}: what it computes cannot be described, so a run using it cannot prove
+    that its learning rates do not depend on the number of epochs (fit() then refuses to
+    resume with another epoch count)."""
+    if schedule is None:
+        return None
+    if hasattr(schedule, "config"):
+        return schedule.config()
+    name = getattr(schedule, "__qualname__", type(schedule).__qualname__)
+    return {"name": "custom", "callable": f"{getattr(schedule, '__module__', '?')}.{name}", "opaque": True}

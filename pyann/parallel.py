@@ -31,6 +31,14 @@ from threadpoolctl import threadpool_limits
 from .nn.module import Module
 
 
+def check_workers(workers) -> int:
+    """The one check of a `workers` argument (fit, evaluate, predict, DataParallel): a positive
+    integer, so that 0 or -1 is an error everywhere rather than quietly run as 1 somewhere."""
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    return int(workers)
+
+
 def available_cores() -> int:
     """The cores this process may run on (its CPU affinity where the OS reports one)."""
     try:
@@ -55,8 +63,7 @@ class DataParallel:
     """
 
     def __init__(self, model: Module, workers: int):
-        if not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        workers = check_workers(workers)
         self.model = model
         self.replicas: List[Module] = [model] + [_replica(model) for _ in range(workers - 1)]
         self._params = [r.parameters() for r in self.replicas]

@@ -20,7 +20,7 @@ from .train import Callback, History, fit
 def mlp_recipe(model_name: str, data, epochs: int = 20, seed: int = 0, batch_size: int = 128,
                lr: float = 0.05, weight_decay: float = 5e-4, activity_l1: float = 0.0,
                callbacks: Sequence[Callback] = (), checkpoint_dir=None, resume: bool = False,
-               progress=None):
+               progress=None, config: dict | None = None):
     """Train a zoo MLP (mlp5, fcn1, fcn2) on `data` (a pyann.data.Dataset).
 
     SGD with nesterov momentum 0.9, weight decay 5e-4 on weights, cosine learning rate from
@@ -28,16 +28,23 @@ def mlp_recipe(model_name: str, data, epochs: int = 20, seed: int = 0, batch_siz
     the History's val_acc is test accuracy (the papers report test accuracy per epoch).
     activity_l1 > 0: the sparse-activation variant, an L1 penalty of that strength on every
     hidden ReLU's output (nn.ReLU); the History's loss is the data loss without it.
+    The run configuration fit() records in checkpoints (and checks on resume) is this recipe's
+    every argument that shapes the weights plus the dataset's name and origin; `config` adds
+    the caller's own fields to it.
     """
     from .data import to_float
     x_train, x_test = to_float(data.x_train), to_float(data.x_test)
     extra = {"activity_l1": activity_l1} if activity_l1 else {}
     model = nn.build(model_name, rng=seed, **extra)
     opt = SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    run = {"recipe": "mlp_recipe/1", "model": model_name, "dataset": getattr(data, "name", None),
+           "official_data": getattr(data, "official", None), "epochs": epochs, "seed": seed,
+           "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "activity_l1": activity_l1,
+           **(config or {})}
     history = fit(model, (x_train, data.y_train), epochs, opt, batch_size=batch_size,
                   validation=(x_test, data.y_test), callbacks=callbacks, seed=seed,
                   schedule=CosineLR(lr, epochs), checkpoint_dir=checkpoint_dir, resume=resume,
-                  progress=progress)
+                  progress=progress, config=run)
     return model, history
 
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..argtypes import non_negative_float, non_negative_int, positive_float, positive_int, seed
+from ..outputs import writable_folder
+
 DEFAULT_OUT = "runs/relu-study-{dataset}"
 DATASETS = ("mnist", "fashion-mnist")
 
@@ -25,6 +28,10 @@ def _out(args, dataset: str) -> str:
 def cmd_relu_study(args) -> int:
     """Run the study for one dataset, or for both (`--dataset all`) plus the side-by-side folder."""
     from . import study
+    # every folder this command will write, proved writable before any training
+    datasets = DATASETS if args.dataset == "all" else (args.dataset,)
+    for folder in [_out(args, ds) for ds in datasets] + ([_out(args, "both")] if args.dataset == "all" else []):
+        writable_folder(folder)
     if args.dataset != "all":
         _run_one(args, args.dataset)
         return 0
@@ -70,16 +77,16 @@ def add_relu_study_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="mnist", choices=[*DATASETS, "all"],
                    help="'all': both datasets, each in its own folder, then side by side in the folder "
                         "--out names with {dataset}=both")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=positive_int, default=20)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--out", default=DEFAULT_OUT,
                    help="output folder; '{dataset}' is replaced by the dataset name (default %(default)s)")
     p.add_argument("--probe", default="test", choices=["test", "train"],
                    help="set the probe images are drawn from (default %(default)s: unseen images, as at inference)")
-    p.add_argument("--probe-size", type=int, default=2000, help="probe images, 0 = the whole set (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate of the cosine schedule")
-    p.add_argument("--activity-l1", type=float, default=0.0,
+    p.add_argument("--probe-size", type=non_negative_int, default=2000, help="probe images, 0 = the whole set (default %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--lr", type=positive_float, default=0.05, help="peak learning rate of the cosine schedule")
+    p.add_argument("--activity-l1", type=non_negative_float, default=0.0,
                    help="L1 penalty on the hidden activations while training (the sparse-activation "
                         "variant; 0 = the project recipe, default)")
     p.add_argument("--data-root", default=None, help="dataset folder (default: $PYANN_DATA, cache, ...)")
