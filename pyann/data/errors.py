@@ -5,6 +5,7 @@ Hierarchy::
     ValueError
       └── DatasetError                 a dataset file is malformed, or cannot be used
             ├── ChecksumError          a file's md5 is not the official one
+            ├── DatasetTooLargeError   a file (or its gunzipped content) exceeds the read bound
             └── DatasetNotFoundError   no location holds the dataset (also a FileNotFoundError)
 
 ``DatasetError`` subclasses ``ValueError`` because almost every failure is bad *content*
@@ -16,7 +17,8 @@ folder concerned.
 
 from __future__ import annotations
 
-__all__ = ["DatasetError", "ChecksumError", "DatasetNotFoundError", "UnofficialDataWarning"]
+__all__ = ["DatasetError", "ChecksumError", "DatasetTooLargeError", "DatasetNotFoundError",
+           "UnofficialDataWarning"]
 
 
 class DatasetError(ValueError):
@@ -35,6 +37,18 @@ class ChecksumError(DatasetError):
         self.path = path
         self.expected = expected
         self.actual = actual
+
+
+class DatasetTooLargeError(DatasetError):
+    """A dataset file, an archive member or a decompressed stream is larger than its bound.
+
+    Attributes ``path`` (the file, or ``archive:member``) and ``limit`` (the bound in bytes).
+    """
+
+    def __init__(self, message: str, *, path=None, limit=None):
+        super().__init__(message)
+        self.path = path
+        self.limit = limit
 
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):
