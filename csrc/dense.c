@@ -14,27 +14,14 @@
  */
 #include <stddef.h>
 #include "pyann_kernels.h"
+#include "runtime.h"
 #include "simd.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define ROW_TILE 4      /* rows of x per register tile in the batched kernel */
 #define BATCH_NV 4      /* vectors of outputs per tile, batched */
 #define GEMV_NV 8       /* vectors of outputs per tile, one sample */
 #define ROW_CHUNK 64    /* rows handed to a thread at a time, batched */
 #define GEMV_PARALLEL_MIN 32768  /* in*out below this: threads cost more than they save */
-
-const char *pyann_isa(void) { return PYANN_ISA; }
-
-int pyann_num_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
 
 /* 1. Plain loop over a rectangle of outputs; the right edge where fewer than VW columns remain. */
 static void dense_edge(const float *x, const float *w, const float *b, float *y,
@@ -73,7 +60,7 @@ dense_tile(const float *x, const float *w, const float *b, float *y,
     }
     for (int r = 0; r < rows; r++)
         for (int v = 0; v < nv; v++) {
-            vec_t o = relu ? vmax(acc[r][v], vzero()) : acc[r][v];
+            vec_t o = relu ? vrelu(acc[r][v]) : acc[r][v];
             vstore(y + (r0 + r) * out + c0 + v * VW, o);
         }
 }
@@ -114,7 +101,7 @@ int pyann_dense_batched(const float *x, const float *w, const float *b, float *y
 {
     if (bad_args(x, w, y, n, in, out)) return PYANN_EINVAL;
     const int64_t chunks = (n + ROW_CHUNK - 1) / ROW_CHUNK;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) num_threads(pyann_team())
     for (int64_t ch = 0; ch < chunks; ch++) {
         const int64_t r0 = ch * ROW_CHUNK;
         const int64_t r1 = r0 + ROW_CHUNK < n ? r0 + ROW_CHUNK : n;
@@ -149,7 +136,7 @@ int pyann_dense_gemv(const float *x, const float *w, const float *b, float *y,
 {
     if (bad_args(x, w, y, 1, in, out)) return PYANN_EINVAL;
     const int64_t tasks = gemv_tasks(out);
-    #pragma omp parallel for schedule(static) if (in * out >= GEMV_PARALLEL_MIN)
+    #pragma omp parallel for schedule(static) if (in * out >= GEMV_PARALLEL_MIN) num_threads(pyann_team())
     for (int64_t t = 0; t < tasks; t++) gemv_task(x, w, b, y, in, out, relu, t);
     return PYANN_OK;
 }
@@ -160,7 +147,7 @@ int pyann_dense_per_sample(const float *x, const float *w, const float *b, float
 {
     if (bad_args(x, w, y, n, in, out)) return PYANN_EINVAL;
     const int64_t tasks = gemv_tasks(out);
-    #pragma omp parallel if (in * out >= GEMV_PARALLEL_MIN)
+    #pragma omp parallel if (in * out >= GEMV_PARALLEL_MIN) num_threads(pyann_team())
     for (int64_t i = 0; i < n; i++) {
         #pragma omp for schedule(static)
         for (int64_t t = 0; t < tasks; t++)

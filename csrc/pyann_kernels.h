@@ -9,7 +9,11 @@
  *   - `relu` != 0 fuses max(y, 0) into the store;
  *   - the return value is PYANN_OK (0) or a negative PYANN_E* code; the Python wrapper
  *     (pyann/kernels.py) validates first, the C checks are a second line of defence so that a
- *     bad call is an error code and never a crash.
+ *     bad call is an error code and never a crash; PYANN_ENOMEM is a failed allocation;
+ *   - NaN and Inf propagate as in the NumPy references (pyann/kernels.py `*_reference`), in every
+ *     vector lane and in the scalar tails alike; zero skipping assumes finite weights (a skipped
+ *     0 x Inf would be NaN), which the wrapper checks with pyann_all_finite;
+ *   - parallel regions run pyann_num_threads() threads (see runtime.c).
  */
 #ifndef PYANN_KERNELS_H
 #define PYANN_KERNELS_H
@@ -18,11 +22,20 @@
 /* BEGIN CFFI API */
 #define PYANN_OK 0
 #define PYANN_EINVAL -1
+#define PYANN_ENOMEM -2
 
+/* ---- runtime.c ---------------------------------------------------------------------------- */
 /* Name of the vector ISA the kernels were compiled for: "avx512", "avx2" or "scalar". */
 const char *pyann_isa(void);
-/* Number of OpenMP threads a parallel kernel will use (1 when built without OpenMP). */
+/* Threads a parallel kernel will use: OpenMP's max threads, at most the processors this process
+   may use and the cap below; 1 without OpenMP and in a child forked after OpenMP ran. */
 int pyann_num_threads(void);
+/* Cap the threads of every parallel kernel at n (0: no cap of the caller's). */
+int pyann_set_max_threads(int n);
+/* Called in a child process right after fork(): the kernels run on one thread there. */
+void pyann_after_fork_in_child(void);
+/* 1 when all n floats of a are finite, 0 when one is NaN or +-Inf. */
+int pyann_all_finite(const float *a, int64_t n);
 
 /* ---- dense.c: dense fp32 layer ------------------------------------------------------------ */
 /* Batched: x (n, in), w (in, out), b (out) or NULL, y (n, out). Register-blocked, OpenMP over rows. */
@@ -60,7 +73,7 @@ int pyann_relu_layer(const float *x, const float *w, const float *b, float *y,
 int pyann_zeroskip_scheme(const float *x, int64_t n, int64_t in);
 /* A whole MLP, one sample at a time, the loop over samples and layers inside C (the paper's
    setting): layer l maps sizes[l] -> sizes[l + 1] with ws[l] (sizes[l], sizes[l + 1]) and bs[l]
-   (or NULL), ReLU after every layer but the last. x (n, sizes[0]), y (n, sizes[n_layers]).
+   (or NULL), then ReLU where relus[l] != 0 (n_layers flags). x (n, sizes[0]), y (n, sizes[n_layers]).
    Per layer, optionally (NULL = none):
      masks[l]  a shared per-neuron mask (sizes[l + 1]) - the history predictor;
      pu[l], pv[l], ranks[l], margins[l]: a low-rank sign predictor - neuron j of sample i is
@@ -74,7 +87,7 @@ int pyann_mlp_per_sample(const float *x, float *y, int64_t n, int n_layers, cons
                          const float *const *ws, const float *const *bs,
                          const uint8_t *const *masks,
                          const float *const *pu, const float *const *pv,
-                         const int64_t *ranks, const float *margins,
+                         const int64_t *ranks, const float *margins, const uint8_t *relus,
                          int zero_skip, int split_images, int64_t *macs, int64_t *pred_macs);
 /* END CFFI API */
 

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "pyann_kernels.h"
+#include "runtime.h"
 #include "simd.h"
 #ifdef _OPENMP
 #include <omp.h>
@@ -172,7 +173,7 @@ static inline void vec_init(float *yr, const float *b, int64_t c)
 /* Finish a computed vector: ReLU, then 0 in the lanes whose mask byte is 0. */
 static inline void vec_finish(float *yr, int64_t c, int relu, const uint8_t *mrow)
 {
-    if (relu) vstore(yr + c, vmax(vload(yr + c), vzero()));
+    if (relu) vstore(yr + c, vrelu(vload(yr + c)));
     if (mrow)
         for (int j = 0; j < VW; j++)
             if (!mrow[c + j]) yr[c + j] = 0.0f;
@@ -258,7 +259,7 @@ static int relu_layer_one(const float *x, const float *w, const float *b, float 
                           int zero_skip, int relu, int64_t *macs)
 {
     int64_t total = 0, fail = 0;
-    #pragma omp parallel reduction(+ : total, fail)
+    #pragma omp parallel reduction(+ : total, fail) num_threads(pyann_team())
     {
         const int tid = rp_tid(), nt = rp_nthreads();
         int32_t *idx = zero_skip ? malloc(sizeof(int32_t) * (size_t)(in + VW)) : NULL;
@@ -279,7 +280,7 @@ static int relu_layer_one(const float *x, const float *w, const float *b, float 
         free(idx);
         free(val);
     }
-    if (fail) return PYANN_EINVAL;
+    if (fail) return PYANN_ENOMEM;
     if (macs) *macs += total;
     return PYANN_OK;
 }
@@ -435,7 +436,7 @@ list_panel(const int32_t *idx, const float *val, int64_t nz, const float *wq, co
         const float *wk = wq + (int64_t)idx[p] * pw;
         for (int j = 0; j < nv; j++) a[j] = vfma(xv, vload(wk + j * VW), a[j]);
     }
-    for (int j = 0; j < nv; j++) vstore(yq + j * VW, relu ? vmax(a[j], vzero()) : a[j]);
+    for (int j = 0; j < nv; j++) vstore(yq + j * VW, relu ? vrelu(a[j]) : a[j]);
 }
 
 static void list_panel_n(const int32_t *idx, const float *val, int64_t nz, const float *wq,
@@ -562,7 +563,7 @@ static int64_t zs_union_chunk(const float *x, const float *w, const float *wp, c
             float *yr = y + (r0 + r) * out + v0 * VW;
             for (int j = 0; j < nv; j++) {
                 const vec_t v = vload(ar + j * VW);
-                vstore(yr + j * VW, relu ? vmax(v, vzero()) : v);
+                vstore(yr + j * VW, relu ? vrelu(v) : v);
             }
         }
     }
@@ -603,9 +604,9 @@ static int zeroskip_batched(const float *x, const float *w, const float *b, floa
     const int64_t nfull = out / VW, chunks = (n + ZS_CHUNK - 1) / ZS_CHUNK;
     const int64_t tiles = ZS_CHUNK / UNION_T, cap = in + VW;
     float *wp = malloc(sizeof(float) * (size_t)(in * nfull * VW + 1));
-    if (!wp) return PYANN_EINVAL;
+    if (!wp) return PYANN_ENOMEM;
     int64_t total = 0, fail = 0;
-    #pragma omp parallel reduction(+ : total, fail)
+    #pragma omp parallel reduction(+ : total, fail) num_threads(pyann_team())
     {
         pack_panels(w, in, out, scheme == 2 ? UNION_NV : LIST_NV, wp);   /* ends in a barrier */
         int32_t *idx = NULL;
@@ -636,7 +637,7 @@ static int zeroskip_batched(const float *x, const float *w, const float *b, floa
         free(acc);
     }
     free(wp);
-    if (fail) return PYANN_EINVAL;
+    if (fail) return PYANN_ENOMEM;
     if (macs) *macs += total;
     return PYANN_OK;
 }
@@ -657,9 +658,9 @@ int pyann_relu_layer(const float *x, const float *w, const float *b, float *y,
     const int64_t chunks = (n + RP_CHUNK - 1) / RP_CHUNK;
     const int64_t nfull = out / VW;
     float *wp = malloc(sizeof(float) * (size_t)(in * nfull * VW + 1));
-    if (!wp) return PYANN_EINVAL;
+    if (!wp) return PYANN_ENOMEM;
     int64_t total = 0, fail = 0;
-    #pragma omp parallel reduction(+ : total, fail)
+    #pragma omp parallel reduction(+ : total, fail) num_threads(pyann_team())
     {
         pack_panels(w, in, out, GROUP_NV, wp);   /* ends in a barrier */
         int32_t *idx = malloc(sizeof(int32_t) * (size_t)(RP_CHUNK * in + VW));
@@ -678,7 +679,7 @@ int pyann_relu_layer(const float *x, const float *w, const float *b, float *y,
         free(val);
     }
     free(wp);
-    if (fail) return PYANN_EINVAL;
+    if (fail) return PYANN_ENOMEM;
     if (macs) *macs += total;
     return PYANN_OK;
 }
@@ -689,9 +690,10 @@ int pyann_mlp_per_sample(const float *x, float *y, int64_t n, int n_layers, cons
                          const uint8_t *const *masks,
                          const float *const *pu, const float *const *pv,
                          const int64_t *ranks, const float *margins,
-                         int zero_skip, int split_images, int64_t *macs, int64_t *pred_macs)
+                         const uint8_t *relus, int zero_skip, int split_images, int64_t *macs,
+                         int64_t *pred_macs)
 {
-    if (n < 0 || n_layers < 1 || !sizes || !ws || (n > 0 && (!x || !y))) return PYANN_EINVAL;
+    if (n < 0 || n_layers < 1 || !sizes || !ws || !relus || (n > 0 && (!x || !y))) return PYANN_EINVAL;
     int64_t width = 1, rank = 1;
     for (int l = 0; l <= n_layers; l++) {
         if (sizes[l] <= 0 || sizes[l] > INT32_MAX) return PYANN_EINVAL;
@@ -708,7 +710,7 @@ int pyann_mlp_per_sample(const float *x, float *y, int64_t n, int n_layers, cons
     float *h[2] = {malloc(sizeof(float) * (size_t)width), malloc(sizeof(float) * (size_t)width)};
     int64_t total = 0, ptotal = 0, fail = (!h[0] || !h[1]);
     if (!fail) {
-        #pragma omp parallel reduction(+ : total, ptotal, fail)
+        #pragma omp parallel reduction(+ : total, ptotal, fail) num_threads(pyann_team())
         {
             const int tid = split_images ? 0 : rp_tid(), nt = split_images ? 1 : rp_nthreads();
             float *own[2] = {NULL, NULL};
@@ -775,8 +777,8 @@ int pyann_mlp_per_sample(const float *x, float *y, int64_t n, int n_layers, cons
                                 }
                             mrow = pm;
                         }
-                        total += sample_share(li, lv, nz, ws[l], b, yout, out,
-                                              l < n_layers - 1, mrow, tid, nt);
+                        total += sample_share(li, lv, nz, ws[l], b, yout, out, relus[l], mrow,
+                                              tid, nt);
                     }
                     if (!split_images) {
                         #pragma omp barrier
@@ -793,7 +795,7 @@ int pyann_mlp_per_sample(const float *x, float *y, int64_t n, int n_layers, cons
     }
     free(h[0]);
     free(h[1]);
-    if (fail) return PYANN_EINVAL;
+    if (fail) return PYANN_ENOMEM;
     if (macs) *macs += total;
     if (pred_macs) *pred_macs += ptotal;
     return PYANN_OK;

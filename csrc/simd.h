@@ -20,7 +20,9 @@ static inline vec_t vload(const float *p) { return _mm512_loadu_ps(p); }
 static inline void vstore(float *p, vec_t v) { _mm512_storeu_ps(p, v); }
 static inline vec_t vfma(vec_t a, vec_t b, vec_t c) { return _mm512_fmadd_ps(a, b, c); }
 static inline vec_t vadd(vec_t a, vec_t b) { return _mm512_add_ps(a, b); }
-static inline vec_t vmax(vec_t a, vec_t b) { return _mm512_max_ps(a, b); }
+/* max(0, v), NaN kept as NumPy's maximum keeps it: MAXPS returns its second operand when either
+   is NaN, so v must be the second. */
+static inline vec_t vrelu(vec_t v) { return _mm512_max_ps(_mm512_setzero_ps(), v); }
 static inline float vsum(vec_t a) { return _mm512_reduce_add_ps(a); }
 /* The nonzero lanes of x[0 .. VW) packed to the front of val, their indices k + lane to the front
    of idx; returns how many. Writes all VW lanes of both (the caller leaves VW of slack): a
@@ -62,7 +64,7 @@ static inline vec_t vload(const float *p) { return _mm256_loadu_ps(p); }
 static inline void vstore(float *p, vec_t v) { _mm256_storeu_ps(p, v); }
 static inline vec_t vfma(vec_t a, vec_t b, vec_t c) { return _mm256_fmadd_ps(a, b, c); }
 static inline vec_t vadd(vec_t a, vec_t b) { return _mm256_add_ps(a, b); }
-static inline vec_t vmax(vec_t a, vec_t b) { return _mm256_max_ps(a, b); }
+static inline vec_t vrelu(vec_t v) { return _mm256_max_ps(_mm256_setzero_ps(), v); }   /* NaN kept, as above */
 static inline float vsum(vec_t a) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -81,7 +83,7 @@ static inline vec_t vload(const float *p) { return *p; }
 static inline void vstore(float *p, vec_t v) { *p = v; }
 static inline vec_t vfma(vec_t a, vec_t b, vec_t c) { return a * b + c; }
 static inline vec_t vadd(vec_t a, vec_t b) { return a + b; }
-static inline vec_t vmax(vec_t a, vec_t b) { return a > b ? a : b; }
+static inline vec_t vrelu(vec_t v) { return 0.0f > v ? 0.0f : v; }   /* NaN kept: the test is false */
 static inline float vsum(vec_t a) { return a; }
 #endif
 

@@ -119,7 +119,10 @@ class InferencePlan:
         x = np.asarray(x)
         if x.ndim < 2:
             raise ValueError(f"x must be a batch (n, ...) of inputs, got shape {x.shape}")
-        x = x.reshape(x.shape[0], -1)
+        if x.dtype.kind != "f":
+            raise ValueError(f"x has dtype {x.dtype}: the plan takes float inputs scaled as in "
+                             f"training (raw uint8 images: pyann.data.to_float)")
+        x = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))   # -1 cannot be inferred for 0 rows
         if x.shape[1] != self.in_features:
             raise ValueError(f"x has {x.shape[1]} features per sample, the plan expects {self.in_features}")
         return np.ascontiguousarray(x, np.float32)
@@ -141,7 +144,8 @@ class InferencePlan:
 
     def _lowrank_mask(self, l: PlanLayer, h: np.ndarray, zero_skip: bool):
         u, v, margin = l.lowrank
-        z, m1 = kernels.relu_layer(h, u, None, None, zero_skip, relu=False, return_macs=True, scheme=self.scheme)
+        z, m1 = kernels.relu_layer(h, u, None, None, zero_skip, relu=False, return_macs=True, scheme=self.scheme,
+                                   assume_finite=True)
         s, m2 = kernels.relu_layer(z, v, l.b, None, False, relu=False, return_macs=True)
         return (s > -margin).view(np.uint8), m1 + m2
 
@@ -170,7 +174,7 @@ class InferencePlan:
                         pmacs += c
                         mask = pm if mask is None else (pm & mask)
                 y, c = kernels.relu_layer(h, l.w, l.b, mask, zero_skip, l.relu, return_macs=True,
-                                          scheme=self.scheme)
+                                          scheme=self.scheme, assume_finite=True)
                 macs += c
             h = y
         self.last_macs, self.last_predictor_macs = int(macs), int(pmacs)
@@ -199,7 +203,8 @@ class InferencePlan:
             x, [l.w for l in self.layers], [l.b for l in self.layers],
             masks if any(m is not None for m in masks) else None,
             preds if any(p is not None for p in preds) else None,
-            zero_skip=k in ("zeroskip", "combined"), split_images=self.split == "images", return_macs=True)
+            zero_skip=k in ("zeroskip", "combined"), split_images=self.split == "images", return_macs=True,
+            relus=[l.relu for l in self.layers], assume_finite=True)
         self.last_macs, self.last_predictor_macs = macs, pmacs
         return y
 
@@ -238,6 +243,7 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     linears = _mlp_layers(model)
+    _check_finite(linears, predictor)
     if plan == "masked" and predictor is None:
         raise ValueError("plan 'masked' needs a fitted predictor (e.g. HistoryPredictor(tau).fit(model, x_train))")
     hidden = hidden_layers(model)
@@ -273,6 +279,26 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
     if plan not in ("numpy", "dense"):
         _pad_output(result)
     return result
+
+
+def _check_finite(linears, predictor: Optional[Predictor]) -> None:
+    """ValueError naming the first weight, bias or predictor factor that holds NaN or Inf.
+
+    A plan must give what the model gives, and zero skipping cannot: it leaves out 0 x w, which
+    is NaN for an infinite w (and a NaN weight makes the model's outputs NaN anyway)."""
+    arrays = []
+    for i, (lin, _) in enumerate(linears):
+        arrays.append((f"Linear {i} weight", lin.weight.data))
+        if lin.bias is not None:
+            arrays.append((f"Linear {i} bias", lin.bias.data))
+    if predictor is not None:
+        for k, (u, v) in getattr(predictor, "factors", {}).items():
+            arrays += [(f"predictor factor u of hidden layer {k}", u), (f"predictor factor v of hidden layer {k}", v)]
+    for name, a in arrays:
+        if not np.isfinite(a).all():
+            bad = int(np.size(a) - np.isfinite(a).sum())
+            raise ValueError(f"the model's {name} holds {bad} NaN or Inf value(s): a plan needs finite "
+                             f"weights (the model itself would output NaN); retrain or repair the model")
 
 
 def _pad_output(plan: InferencePlan) -> None:

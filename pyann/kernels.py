@@ -6,18 +6,55 @@ error code rather than crash. Each kernel has a plain NumPy reference beside it 
 which the tests compare against on random shapes and edge cases.
 
 Shapes: a dense layer is y = x @ w + b with w of shape (in_features, out_features).
+
+NaN and Inf: every kernel gives what its reference gives, lane for lane. Zero skipping leaves out
+0 x w, which is NaN when w is infinite, so the zero-skipping forms refuse non-finite weights
+(checked in C, one pass over w; `assume_finite=True` skips the pass for weights the caller has
+checked, as infer.compile does).
+
+Threads: kernels run pyann_num_threads() OpenMP threads (OMP_NUM_THREADS, at most the usable
+cores, at most set_max_threads()); in a child forked after a kernel ran they run on one thread,
+since libgomp's thread pool does not survive fork.
+
+PYANN_KERNELS_DIR=DIR loads the extension built into DIR/pyann/ (`make sanitize` uses it for the
+AddressSanitizer/UBSan build) instead of the installed one.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
+
+def _import_extension():
+    """pyann._kernels: the installed one, or the build in $PYANN_KERNELS_DIR/pyann/."""
+    folder = os.environ.get("PYANN_KERNELS_DIR")
+    if not folder:
+        from pyann import _kernels
+        return _kernels
+    import importlib.machinery
+    import importlib.util
+    import sys
+    found = importlib.machinery.PathFinder.find_spec("_kernels", [os.path.join(folder, "pyann")])
+    if found is None:
+        raise ImportError(f"PYANN_KERNELS_DIR={folder}: no pyann/_kernels extension there "
+                          f"(build one with `python csrc/build_kernels.py {folder}`)")
+    spec = importlib.util.spec_from_file_location("pyann._kernels", found.origin)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules["pyann._kernels"] = module
+    return module
+
+
 try:
-    from pyann import _kernels as _ext
+    _ext = _import_extension()
 except ImportError as exc:  # pragma: no cover - exercised only on a broken install
     _ext = None
     _IMPORT_ERROR = exc
 else:
     _IMPORT_ERROR = None
+    # a forked child must not enter a multi-threaded OpenMP region (see runtime.c)
+    os.register_at_fork(after_in_child=_ext.lib.pyann_after_fork_in_child)
 
 _BUILD_HINT = (
     "pyann's C extension pyann._kernels is not built. Build it from the repository root with "
@@ -42,8 +79,22 @@ def isa() -> str:
 
 
 def num_threads() -> int:
-    """OpenMP threads a parallel kernel uses (set OMP_NUM_THREADS before import to change)."""
+    """OpenMP threads a parallel kernel uses: OMP_NUM_THREADS (read at import), at most the cores
+    this process may use and the cap of set_max_threads; 1 in a forked child."""
     return int(_lib().pyann_num_threads())
+
+
+def set_max_threads(n: int) -> None:
+    """Cap the threads of every parallel kernel at n >= 1 (0 removes the cap)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= 2**31 - 1:
+        raise ValueError(f"set_max_threads needs an int >= 0, got {n!r}")
+    _call(_lib().pyann_set_max_threads, int(n))
+
+
+def extension_file() -> str:
+    """Path of the loaded pyann._kernels (the sanitizer build under `make sanitize`)."""
+    _lib()
+    return _ext.__file__
 
 
 def _ext_string(ptr) -> str:
@@ -54,7 +105,9 @@ def _ext_string(ptr) -> str:
 
 def check_array(name: str, a, dtype, ndim: int | None = None, shape: tuple | None = None) -> np.ndarray:
     """Return `a` if it is a C-contiguous ndarray of `dtype` with the given rank/shape, else
-    raise ValueError naming `name`. `shape` may hold None for a free dimension."""
+    raise ValueError naming `name`. `shape` may hold None for a free dimension. An array that
+    is not aligned to its element size (np.frombuffer at an odd offset) comes back as an
+    aligned copy: C reads floats through float pointers."""
     dtype = np.dtype(dtype)
     if not isinstance(a, np.ndarray):
         raise ValueError(f"{name} must be a numpy.ndarray of {dtype}, got {type(a).__name__}")
@@ -68,32 +121,37 @@ def check_array(name: str, a, dtype, ndim: int | None = None, shape: tuple | Non
             raise ValueError(f"{name} must have shape {want}, got {a.shape}")
     if not a.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous (use np.ascontiguousarray({name}))")
-    return a
+    return a if a.flags.aligned else a.copy()
 
 
 def check_output(name: str, out, shape: tuple) -> np.ndarray:
-    """An output buffer: float32, C-contiguous, writeable, of exactly `shape`, and not aliasing."""
+    """An output buffer: float32, C-contiguous, writeable, of exactly `shape`."""
     check_array(name, out, np.float32, shape=shape)
     if not out.flags.writeable:
         raise ValueError(f"{name} must be writeable")
     return out
 
 
-def output_buffer(out, shape: tuple, **inputs) -> np.ndarray:
-    """A new float32 array of `shape`, or the caller's `out` after checking it fits and does not
-    alias any of `inputs`."""
+def output_buffer(out, shape: tuple, inputs: dict) -> np.ndarray:
+    """A new float32 array of `shape`, or the caller's `out` after checking that it fits and
+    shares no memory with any array in `inputs` (name -> array or None): the kernels read their
+    inputs while they write, so an aliased output is garbage. An unaligned `out` gets an aligned
+    buffer that _finish copies back."""
     if out is None:
         return np.empty(shape, np.float32)
     check_output("out", out, shape)
-    _no_overlap(out, **inputs)
-    return out
-
-
-def _no_overlap(out: np.ndarray, **inputs: np.ndarray) -> None:
-    # The kernels read inputs while writing outputs; an aliased output would corrupt the result.
     for name, a in inputs.items():
         if a is not None and np.shares_memory(out, a):
             raise ValueError(f"out must not share memory with {name}")
+    return out if out.flags.aligned else np.empty(shape, np.float32)
+
+
+def _finish(result: np.ndarray, out) -> np.ndarray:
+    """The caller's `out` holding `result` (a copy when out was unaligned), else result."""
+    if out is None or result is out:
+        return result
+    out[...] = result
+    return out
 
 
 _CTYPES = {np.dtype(np.float32): "float[]", np.dtype(np.int32): "int32_t[]", np.dtype(np.uint8): "uint8_t[]"}
@@ -106,61 +164,89 @@ def _ptr(a: np.ndarray | None):
     return _ext.ffi.from_buffer(_CTYPES[a.dtype], a)
 
 
+_ENOMEM = -2
+INT32_MAX = 2**31 - 1   # the kernels index inputs with int32
+
+
 def _call(fn, *args) -> None:
     status = fn(*args)
+    if status == _ENOMEM:
+        raise MemoryError(f"{fn.__name__}: out of memory for its work buffers")
     if status != 0:
         raise KernelError(f"{fn.__name__} returned error code {status} for arguments the wrapper accepted")
 
 
 def _dense_args(x, w, b, x_ndim: int):
-    check_array("w", w, np.float32, ndim=2)
-    n_in, n_out = w.shape
-    x_shape = (None, n_in) if x_ndim == 2 else (n_in,)
-    check_array("x", x, np.float32, shape=x_shape)
+    """The checked (x, w, b) of a dense layer."""
+    w = check_array("w", w, np.float32, ndim=2)
+    x_shape = (None, w.shape[0]) if x_ndim == 2 else (w.shape[0],)
+    x = check_array("x", x, np.float32, shape=x_shape)
     if b is not None:
-        check_array("b", b, np.float32, shape=(n_out,))
-    return n_in, n_out
+        b = check_array("b", b, np.float32, shape=(w.shape[1],))
+    return x, w, b
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """True when a float32 array holds no NaN and no Inf (one vectorised pass in C)."""
+    a = check_array("a", a, np.float32)
+    status = _lib().pyann_all_finite(_ptr(a), a.size)
+    if status < 0:
+        raise KernelError(f"pyann_all_finite returned error code {status}")
+    return bool(status)
+
+
+def _check_finite_for_zero_skip(name: str, a: np.ndarray) -> None:
+    if not all_finite(a):
+        raise ValueError(f"{name} holds NaN or Inf: zero skipping leaves out 0 x {name}, which is NaN "
+                         f"for an infinite weight, so it needs finite weights (the dense kernels "
+                         f"propagate NaN and Inf as NumPy does)")
 
 
 # ---- dense layer ------------------------------------------------------------------------------
 
 def dense_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
-    """NumPy reference: y = x @ w + b, then max(y, 0) if relu. x (..., in), w (in, out)."""
-    y = x @ w
-    if b is not None:
-        y = y + b
-    return np.maximum(y, 0) if relu else y
+    """NumPy reference: y = x @ w + b, then max(y, 0) if relu. x (..., in), w (in, out).
+    NaN and Inf follow IEEE arithmetic with every product computed (0 x Inf is NaN)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        if np.isfinite(x).all() and np.isfinite(w).all():
+            y = x @ w
+        else:   # some BLAS matrix-vector kernels skip x == 0 and with it 0 x Inf = NaN
+            y = np.einsum("...k,kc->...c", x, w)
+        if b is not None:
+            y = y + b
+        return np.maximum(y, 0) if relu else y
 
 
 def dense(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, relu: bool = False,
           out: np.ndarray | None = None) -> np.ndarray:
     """Batched dense layer in C. x (n, in) float32, w (in, out) float32, b (out,) or None.
     Returns y (n, out) float32 (written into `out` when given)."""
-    n_in, n_out = _dense_args(x, w, b, 2)
-    n = x.shape[0]
-    out = output_buffer(out, (n, n_out), x=x, w=w, b=b)
-    _call(_lib().pyann_dense_batched, _ptr(x), _ptr(w), _ptr(b), _ptr(out), n, n_in, n_out, int(bool(relu)))
-    return out
+    x, w, b = _dense_args(x, w, b, 2)
+    (n, n_in), n_out = x.shape, w.shape[1]
+    y = output_buffer(out, (n, n_out), dict(x=x, w=w, b=b))
+    _call(_lib().pyann_dense_batched, _ptr(x), _ptr(w), _ptr(b), _ptr(y), n, n_in, n_out, int(bool(relu)))
+    return _finish(y, out)
 
 
 def dense_gemv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, relu: bool = False,
                out: np.ndarray | None = None) -> np.ndarray:
     """One-sample dense layer (GEMV) in C. x (in,), w (in, out), b (out,) or None -> y (out,)."""
-    n_in, n_out = _dense_args(x, w, b, 1)
-    out = output_buffer(out, (n_out,), x=x, w=w, b=b)
-    _call(_lib().pyann_dense_gemv, _ptr(x), _ptr(w), _ptr(b), _ptr(out), n_in, n_out, int(bool(relu)))
-    return out
+    x, w, b = _dense_args(x, w, b, 1)
+    n_in, n_out = w.shape
+    y = output_buffer(out, (n_out,), dict(x=x, w=w, b=b))
+    _call(_lib().pyann_dense_gemv, _ptr(x), _ptr(w), _ptr(b), _ptr(y), n_in, n_out, int(bool(relu)))
+    return _finish(y, out)
 
 
 def dense_per_sample(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, relu: bool = False,
                      out: np.ndarray | None = None) -> np.ndarray:
     """The GEMV applied to each row of x (n, in) in turn, the loop inside C -> y (n, out).
     Same result as `dense`; it measures the one-sample-at-a-time setting."""
-    n_in, n_out = _dense_args(x, w, b, 2)
-    n = x.shape[0]
-    out = output_buffer(out, (n, n_out), x=x, w=w, b=b)
-    _call(_lib().pyann_dense_per_sample, _ptr(x), _ptr(w), _ptr(b), _ptr(out), n, n_in, n_out, int(bool(relu)))
-    return out
+    x, w, b = _dense_args(x, w, b, 2)
+    (n, n_in), n_out = x.shape, w.shape[1]
+    y = output_buffer(out, (n, n_out), dict(x=x, w=w, b=b))
+    _call(_lib().pyann_dense_per_sample, _ptr(x), _ptr(w), _ptr(b), _ptr(y), n, n_in, n_out, int(bool(relu)))
+    return _finish(y, out)
 
 
 # ---- acti-masked and zero-skipping layers (csrc/relu_predict.c, paper 1) ----------------------
@@ -258,25 +344,32 @@ def macs_reference(x: np.ndarray, n_out: int, mask: np.ndarray | None = None, ze
 
 def relu_layer(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, mask: np.ndarray | None = None,
                zero_skip: bool = False, relu: bool = True, one_at_a_time: bool = False,
-               out: np.ndarray | None = None, return_macs: bool = False, scheme: str = "auto"):
+               out: np.ndarray | None = None, return_macs: bool = False, scheme: str = "auto",
+               assume_finite: bool = False):
     """A dense layer that computes only part of its work, in C. x (n, in), w (in, out), b (out,)
     or None, mask None / (out,) / (n, out) uint8 or bool. Returns y (n, out), or (y, macs) with
     return_macs. See masked_dense, zeroskip_dense and combined_dense for the three named forms.
     scheme ("auto", "list", "union"): how batched zero skipping without a mask shares work
-    between samples (see zeroskip_scheme and csrc/relu_predict.c, version 6); same result."""
-    n_in, n_out = _dense_args(x, w, b, 2)
-    n = x.shape[0]
+    between samples (see zeroskip_scheme and csrc/relu_predict.c, version 6); same result.
+    zero_skip needs finite w (ValueError otherwise); assume_finite=True skips that check."""
+    x, w, b = _dense_args(x, w, b, 2)
+    (n, n_in), n_out = x.shape, w.shape[1]
+    if n_in > INT32_MAX:
+        raise ValueError(f"w has {n_in} input features; the kernels index at most {INT32_MAX}")
     if scheme not in ZEROSKIP_SCHEMES:
         raise ValueError(f"scheme must be one of {tuple(ZEROSKIP_SCHEMES)}, got {scheme!r}")
     mode = 0
     if mask is not None:
         mask, mode = check_mask("mask", mask, n, n_out)
-    out = output_buffer(out, (n, n_out), x=x, w=w, b=b)
+    if zero_skip and not assume_finite:
+        _check_finite_for_zero_skip("w", w)
+    y = output_buffer(out, (n, n_out), dict(x=x, w=w, b=b, mask=mask))
     counter = _ext.ffi.new("int64_t *", 0) if return_macs else _ext.ffi.NULL
-    _call(_lib().pyann_relu_layer, _ptr(x), _ptr(w), _ptr(b), _ptr(out), n, n_in, n_out,
+    _call(_lib().pyann_relu_layer, _ptr(x), _ptr(w), _ptr(b), _ptr(y), n, n_in, n_out,
           _ptr(mask), mode, int(bool(zero_skip)), int(bool(relu)), int(bool(one_at_a_time)),
           ZEROSKIP_SCHEMES[scheme], counter)
-    return (out, int(counter[0])) if return_macs else out
+    y = _finish(y, out)
+    return (y, int(counter[0])) if return_macs else y
 
 
 def masked_dense(x, w, b=None, mask=None, relu=True, one_at_a_time=False, out=None, return_macs=False):
@@ -297,11 +390,18 @@ def combined_dense(x, w, b=None, mask=None, relu=True, one_at_a_time=False, out=
     return relu_layer(x, w, b, mask, True, relu, one_at_a_time, out, return_macs)
 
 
-def mlp_per_sample_reference(x: np.ndarray, weights, biases, masks=None, predictors=None) -> np.ndarray:
-    """NumPy reference of mlp_per_sample: ReLU after every layer but the last; a layer's output is
-    0 where its shared mask is 0 or where its low-rank predictor (u, v, margin) says inactive."""
+def default_relus(layers: int) -> list:
+    """The usual MLP layout: ReLU after every layer but the last."""
+    return [l < layers - 1 for l in range(layers)]
+
+
+def mlp_per_sample_reference(x: np.ndarray, weights, biases, masks=None, predictors=None,
+                             relus=None) -> np.ndarray:
+    """NumPy reference of mlp_per_sample: ReLU after layer l where relus[l] (default: every layer
+    but the last); a layer's output is 0 where its shared mask is 0 or where its low-rank
+    predictor (u, v, margin) says inactive."""
     h = x
-    last = len(weights) - 1
+    relus = default_relus(len(weights)) if relus is None else relus
     for l, (w, b) in enumerate(zip(weights, biases)):
         keep = None
         if masks is not None and masks[l] is not None:
@@ -311,37 +411,46 @@ def mlp_per_sample_reference(x: np.ndarray, weights, biases, masks=None, predict
             s = (h @ u) @ v + (0 if b is None else b)
             pred = s > -margin
             keep = pred if keep is None else keep & pred
-        h = relu_layer_reference(h, w, b, keep, relu=l < last)
+        h = relu_layer_reference(h, w, b, keep, relu=bool(relus[l]))
     return h
 
 
 def mlp_per_sample(x: np.ndarray, weights, biases, masks=None, predictors=None, zero_skip: bool = False,
-                   split_images: bool = False, out: np.ndarray | None = None, return_macs: bool = False):
+                   split_images: bool = False, out: np.ndarray | None = None, return_macs: bool = False,
+                   relus=None, assume_finite: bool = False):
     """A whole MLP run one sample at a time in C (loop over samples and layers inside C).
 
-    weights[l] (d_l, d_{l+1}) float32, biases[l] (d_{l+1},) or None; ReLU after every layer but
-    the last. masks: None or per layer None / shared uint8-or-bool mask (d_{l+1},). predictors:
-    None or per layer None / (u (d_l, r), v (r, d_{l+1}), margin): the low-rank sign predictor.
-    split_images: False - both threads work on each sample (split its outputs, a barrier per
-    layer: the latency setting); True - each thread takes whole samples (throughput).
-    Returns y (n, d_L), or (y, macs, predictor_macs) with return_macs."""
+    weights[l] (d_l, d_{l+1}) float32, biases[l] (d_{l+1},) or None; relus[l]: ReLU after layer l
+    (default: every layer but the last). masks: None or per layer None / shared uint8-or-bool
+    mask (d_{l+1},). predictors: None or per layer None / (u (d_l, r), v (r, d_{l+1}), margin):
+    the low-rank sign predictor. split_images: False - both threads work on each sample (split
+    its outputs, a barrier per layer: the latency setting); True - each thread takes whole
+    samples (throughput). zero_skip needs finite weights and u (ValueError otherwise);
+    assume_finite=True skips that check. Returns y (n, d_L), or (y, macs, predictor_macs) with
+    return_macs."""
     weights, biases = list(weights), list(biases)
     L = len(weights)
     if L == 0 or len(biases) != L:
         raise ValueError(f"weights and biases must be non-empty lists of the same length, got {L} and {len(biases)}")
-    sizes = []
-    for l, (w, b) in enumerate(zip(weights, biases)):
-        check_array(f"weights[{l}]", w, np.float32, ndim=2)
+    relus = default_relus(L) if relus is None else [bool(r) for r in relus]
+    if len(relus) != L:
+        raise ValueError(f"relus must have one flag per layer ({L}), got {len(relus)}")
+    sizes, inputs = [], {}   # inputs: every array C reads, by name (for the aliasing check)
+    for l in range(L):
+        w = weights[l] = inputs[f"weights[{l}]"] = check_array(f"weights[{l}]", weights[l], np.float32, ndim=2)
         if l and w.shape[0] != sizes[-1]:
             raise ValueError(f"weights[{l}] has {w.shape[0]} inputs but layer {l - 1} has {sizes[-1]} outputs")
         if not l:
             sizes.append(w.shape[0])
         sizes.append(w.shape[1])
-        if b is not None:
-            check_array(f"biases[{l}]", b, np.float32, shape=(w.shape[1],))
-    check_array("x", x, np.float32, shape=(None, sizes[0]))
+        if biases[l] is not None:
+            biases[l] = inputs[f"biases[{l}]"] = check_array(f"biases[{l}]", biases[l], np.float32, shape=(w.shape[1],))
+    for l, d in enumerate(sizes):
+        if not 1 <= d <= INT32_MAX:
+            where = "inputs" if l == 0 else f"outputs of layer {l - 1}"
+            raise ValueError(f"every layer width must be in 1..{INT32_MAX}; the {where} number {d}")
+    x = inputs["x"] = check_array("x", x, np.float32, shape=(None, sizes[0]))
     n = x.shape[0]
-    keep = []   # every buffer handed to C stays referenced until the call returns
     c_masks = _ext.ffi.NULL
     if masks is not None:
         if len(masks) != L:
@@ -352,8 +461,8 @@ def mlp_per_sample(x: np.ndarray, weights, biases, masks=None, predictors=None, 
                 m, mode = check_mask(f"masks[{l}]", m, n, sizes[l + 1])
                 if mode != 1:
                     raise ValueError(f"masks[{l}] must be a shared per-neuron mask ({sizes[l + 1]},)")
-                keep.append(m)
-                c_masks[l] = _ptr(m) if m.size else _ext.ffi.NULL
+                inputs[f"masks[{l}]"] = m
+                c_masks[l] = _ptr(m)
     c_pu = c_pv = c_ranks = c_margins = _ext.ffi.NULL
     if predictors is not None:
         if len(predictors) != L:
@@ -364,21 +473,27 @@ def mlp_per_sample(x: np.ndarray, weights, biases, masks=None, predictors=None, 
             if p is None:
                 continue
             u, v, margin = p
-            check_array(f"predictors[{l}] u", u, np.float32, ndim=2)
+            u = check_array(f"predictors[{l}] u", u, np.float32, shape=(sizes[l], None))
             r = u.shape[1]
-            check_array(f"predictors[{l}] u", u, np.float32, shape=(sizes[l], None))
-            check_array(f"predictors[{l}] v", v, np.float32, shape=(r, sizes[l + 1]))
+            v = check_array(f"predictors[{l}] v", v, np.float32, shape=(r, sizes[l + 1]))
             if r == 0:
                 raise ValueError(f"predictors[{l}] has rank 0")
-            keep.extend((u, v))
+            inputs[f"predictors[{l}] u"], inputs[f"predictors[{l}] v"] = u, v
             c_pu[l], c_pv[l] = _ptr(u), _ptr(v)
             c_ranks[l], c_margins[l] = r, float(margin)
-    out = output_buffer(out, (n, sizes[-1]), x=x)
+    if zero_skip and not assume_finite:
+        for name, a in inputs.items():
+            if name.startswith("weights") or name.endswith(" u"):
+                _check_finite_for_zero_skip(name, a)
+    y = output_buffer(out, (n, sizes[-1]), inputs)
     c_ws = _ext.ffi.new("float *[]", [_ptr(w) for w in weights])
     c_bs = _ext.ffi.new("float *[]", [_ptr(b) for b in biases])
     c_sizes = _ext.ffi.new("int64_t[]", sizes)
+    c_relus = _ext.ffi.new("uint8_t[]", [int(r) for r in relus])
     macs, pmacs = _ext.ffi.new("int64_t *", 0), _ext.ffi.new("int64_t *", 0)
-    _call(_lib().pyann_mlp_per_sample, _ptr(x), _ptr(out), n, L, c_sizes, c_ws, c_bs, c_masks,
-          c_pu, c_pv, c_ranks, c_margins, int(bool(zero_skip)), int(bool(split_images)), macs, pmacs)
-    del keep
-    return (out, int(macs[0]), int(pmacs[0])) if return_macs else out
+    # `inputs` keeps every checked (possibly copied) array alive until C returns
+    _call(_lib().pyann_mlp_per_sample, _ptr(x), _ptr(y), n, L, c_sizes, c_ws, c_bs, c_masks,
+          c_pu, c_pv, c_ranks, c_margins, c_relus, int(bool(zero_skip)), int(bool(split_images)), macs, pmacs)
+    del inputs
+    y = _finish(y, out)
+    return (y, int(macs[0]), int(pmacs[0])) if return_macs else y
