@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from pyann import infer
+from pyann import infer, nn
 from pyann.nn import zoo
 from pyann.relu_prediction import HistoryPredictor, LowRankPredictor
 
@@ -125,3 +125,56 @@ def test_errors(small):
         infer.compile(model, "dense", mode="streaming")
     with pytest.raises(ValueError, match="features per sample"):
         infer.compile(model, "dense").run(np.zeros((2, 29), np.float32))
+
+
+LAYOUTS = {   # (model, input shape): every way _mlp_layers accepts Flatten / Linear / ReLU
+    "relu after every hidden layer": lambda: (zoo.mlp([12, 20, 18, 5], rng=1), (12,)),
+    "ends in a ReLU": lambda: (nn.Sequential(nn.Linear(12, 20, rng=1), nn.ReLU(), nn.Linear(20, 7, rng=2), nn.ReLU()), (12,)),
+    "Linear then Linear": lambda: (nn.Sequential(nn.Linear(12, 20, rng=1), nn.Linear(20, 18, rng=2), nn.ReLU(),
+                                                 nn.Linear(18, 5, rng=3)), (12,)),
+    "no ReLU at all": lambda: (nn.Sequential(nn.Linear(12, 33, rng=1), nn.Linear(33, 5, rng=2)), (12,)),
+    "Flatten first, one layer with ReLU": lambda: (nn.Sequential(nn.Flatten(), nn.Linear(12, 40, rng=1), nn.ReLU()), (3, 4)),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("mode", infer.MODES)
+@pytest.mark.parametrize("kernel", ["numpy", "dense", "zeroskip", "combined"])
+def test_every_layout_in_every_mode(layout, mode, kernel):
+    # one-image plans hard-coded "ReLU after every layer but the last" (errors of 4-5 before)
+    model, shape = LAYOUTS[layout]()
+    x = np.random.default_rng(0).standard_normal((37,) + shape).astype(np.float32)
+    x[x < 0.3] = 0
+    for split in infer.SPLITS:
+        plan = infer.compile(model.eval(), kernel, mode=mode, split=split)
+        np.testing.assert_allclose(plan.run(x), model.forward(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("what", ["weight", "bias"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_compile_refuses_non_finite_models(small, what, value):
+    # a NaN weight gave a healthy-looking 98 % in every C plan (NaN logits in NumPy)
+    model, x = small
+    getattr(model.layers[3], what).data.reshape(-1)[0] = value
+    with pytest.raises(ValueError, match=f"Linear 1 {what} holds 1 NaN or Inf"):
+        infer.compile(model, "dense")
+
+
+def test_compile_refuses_non_finite_predictor(small):
+    model, x = small
+    pred = LowRankPredictor(4, 0.5, (2,)).fit(model, x.reshape(len(x), -1))
+    pred.factors[2][1][0, 0] = np.inf
+    with pytest.raises(ValueError, match="factor v of hidden layer 2 holds"):
+        infer.compile(model, "combined", pred)
+
+
+def test_plans_run_zero_rows_and_refuse_integer_input(small):
+    model, x = small
+    for kernel in ("numpy", "dense", "zeroskip"):
+        for mode in infer.MODES:
+            plan = infer.compile(model, kernel, mode=mode)
+            y = plan.run(x[:0])   # failed inside reshape before
+            assert y.shape == (0, 7) and y.dtype == np.float32
+            assert plan.predict(x[:0]).shape == (0,)
+            with pytest.raises(ValueError, match="dtype uint8"):
+                plan.run((x * 255).astype(np.uint8))
