@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DatasetError, DatasetTooLargeError
-from .reading import DECOMPRESSION_ERRORS, BoundedReader, open_decompressed, read_file, read_stream
+from .reading import (CHUNK_BYTES, DECOMPRESSION_ERRORS, BoundedReader, open_decompressed,
+                      read_file, read_stream)
 
 __all__ = [
     "RECORD_BYTES", "IMAGE_BYTES", "RECORDS_PER_BATCH", "NUM_CLASSES",
@@ -454,7 +455,7 @@ def _read_archive(path: Path, wanted: set[str], max_bytes: int) -> dict[str, byt
         with open(path, "rb") as raw, open_decompressed(raw) as stream:
             bounded = BoundedReader(stream, archive_limit, str(path), "decompresses to")
             # "r|": a stream, read once front to back; the bounded reader sees every byte.
-            with tarfile.open(fileobj=bounded, mode="r|") as tar:
+            with tarfile.open(fileobj=bounded, mode="r|", bufsize=CHUNK_BYTES) as tar:
                 for member in tar:
                     name = member.name.removeprefix("./")
                     if name not in wanted:
