@@ -17,7 +17,6 @@ from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
 HEADER = HERE / "pyann_kernels.h"
-SOURCES = sorted(str(p.relative_to(HERE.parent)) for p in HERE.glob("*.c"))
 
 
 def c_api(header: Path) -> str:
@@ -50,17 +49,26 @@ def openmp_flags() -> list:
     return ["-fopenmp"]
 
 
-ffibuilder = FFI()
-ffibuilder.cdef(c_api(HEADER))
-ffibuilder.set_source(
-    "pyann._kernels",
-    '#include "pyann_kernels.h"',
-    sources=SOURCES,
-    include_dirs=[str(HERE.relative_to(HERE.parent))],
-    extra_compile_args=compile_flags() + openmp_flags(),
-    extra_link_args=openmp_flags() + (SANITIZE if _on("PYANN_SANITIZE") else []),
-)
+def make_builder(absolute: bool = False) -> FFI:
+    """The FFI builder; paths relative to the repository root for setup.py, absolute for a build
+    elsewhere (cffi compiles inside the target folder)."""
+    root = HERE.parent
+    name = (lambda p: str(p)) if absolute else (lambda p: str(p.relative_to(root)))
+    builder = FFI()
+    builder.cdef(c_api(HEADER))
+    builder.set_source(
+        "pyann._kernels",
+        '#include "pyann_kernels.h"',
+        sources=[name(p) for p in sorted(HERE.glob("*.c"))],
+        include_dirs=[name(HERE)],
+        extra_compile_args=compile_flags() + openmp_flags(),
+        extra_link_args=openmp_flags() + (SANITIZE if _on("PYANN_SANITIZE") else []),
+    )
+    return builder
+
+
+ffibuilder = make_builder()
 
 if __name__ == "__main__":
-    os.chdir(HERE.parent)   # the sources are named relative to the repository root
-    ffibuilder.compile(tmpdir=sys.argv[1] if len(sys.argv) > 1 else ".", verbose=True)
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else HERE.parent).resolve()
+    make_builder(absolute=True).compile(tmpdir=str(target), verbose=True)

@@ -408,7 +408,8 @@ def mlp_per_sample_reference(x: np.ndarray, weights, biases, masks=None, predict
             keep = np.broadcast_to(np.asarray(masks[l], bool), (h.shape[0], w.shape[1]))
         if predictors is not None and predictors[l] is not None:
             u, v, margin = predictors[l]
-            s = (h @ u) @ v + (0 if b is None else b)
+            with np.errstate(invalid="ignore", over="ignore"):
+                s = (h @ u) @ v + (0 if b is None else b)
             pred = s > -margin
             keep = pred if keep is None else keep & pred
         h = relu_layer_reference(h, w, b, keep, relu=bool(relus[l]))
