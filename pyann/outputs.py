@@ -65,20 +65,35 @@ def check_strict_json(obj, what: str = "results") -> None:
 
 
 def write_model_and_results(model_path, save_model: Callable[[Path], object], results_path, results: dict) -> None:
-    """Write a model file (save_model(model_path)) and results.json describing it, as a pair.
+    """Write a model file (save_model(path) writes it) and the results.json describing it, as a
+    pair: no interruption leaves an old results.json beside a new model.
 
-    The pair stays consistent without a multi-file transaction: results are checked to be
-    strict JSON first; the old results.json is removed before the model is replaced, so a
-    kill in between leaves a model without results (visibly incomplete) rather than a stale
-    results.json beside a new model; results.json records the model file's sha256
-    ("model_sha256"), so a reader can check that the two belong together.
+    The results are serialised first (an error there changes nothing), and the old
+    results.json is removed before the model is replaced: a kill in between leaves a model
+    without results, visibly incomplete, never a stale pair. The files are then written with
+    pyann.io.write_together when it exists (both temporaries written before either rename;
+    results.json records the model's size and sha256 under "companion_files", which
+    io.check_together verifies); otherwise the model, then results.json recording the model's
+    sha256 as "model_sha256".
     """
-    from .io import write_json
-    check_strict_json(results)
+    from . import io
     model_path, results_path = Path(model_path), Path(results_path)
+    together = getattr(io, "write_together", None)
+    if together is not None:
+        io.dumps_json(results, where=str(results_path))
+    else:
+        check_strict_json(results)
     try:
         results_path.unlink()
     except FileNotFoundError:
         pass
+    if together is not None:
+        # write_together takes the model's bytes; save_model writes to a path, so stage it
+        with tempfile.TemporaryDirectory(prefix="pyann-model-") as tmp:
+            staged = Path(tmp) / model_path.name
+            save_model(staged)
+            data = staged.read_bytes()
+        together({model_path: data, results_path: dict(results)})
+        return
     save_model(model_path)
-    write_json(results_path, dict(results, model_file=model_path.name, model_sha256=file_sha256(model_path)))
+    io.write_json(results_path, dict(results, model_file=model_path.name, model_sha256=file_sha256(model_path)))
