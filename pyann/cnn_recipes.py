@@ -343,7 +343,11 @@ def main(argv=None) -> int:
     if args.recipe == "report":
         if args.out is None:
             parser.error("report needs --out FOLDER (one holding a recipe's results.json)")
-        write_report(args.out, json.loads((Path(args.out) / "results.json").read_text()))
+        from . import io
+        path = Path(args.out) / "results.json"
+        # io.read_json puts back the non-finite numbers that strict JSON records as null
+        read = getattr(io, "read_json", None) or (lambda p: json.loads(Path(p).read_text()))
+        write_report(args.out, read(path))
         print(f"wrote {Path(args.out) / 'report.md'} and {Path(args.out) / 'training-curve.png'}")
         return 0
     if args.out is not None:
