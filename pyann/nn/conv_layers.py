@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import ops
 from . import init
-from .module import Module
+from .module import Module, positive_int
 
 
 def _check_image(layer, x, channels):
@@ -27,10 +27,14 @@ class Conv2d(Module):
                  padding: int = 0, dilation: int = 1, groups: int = 1, bias: bool = True,
                  init_name: str = "he_normal", rng=None):
         super().__init__()
-        if min(in_channels, out_channels, kernel_size, stride, dilation, groups) < 1 or padding < 0:
-            raise ValueError(f"Conv2d needs positive sizes and padding >= 0, got in={in_channels}, "
-                             f"out={out_channels}, kernel={kernel_size}, stride={stride}, "
-                             f"padding={padding}, dilation={dilation}, groups={groups}")
+        in_channels, out_channels, kernel_size, stride, dilation, groups = (
+            positive_int("Conv2d", name, value) for name, value in (
+                ("in_channels", in_channels), ("out_channels", out_channels),
+                ("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation),
+                ("groups", groups)))
+        padding = positive_int("Conv2d", "padding", padding, minimum=0)
+        if not isinstance(bias, (bool, np.bool_)):
+            raise ValueError(f"Conv2d: bias must be True or False, got {bias!r}")
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: in_channels={in_channels} and out_channels={out_channels} "
                              f"must both be divisible by groups={groups}")
@@ -42,7 +46,7 @@ class Conv2d(Module):
         fan_in = in_channels // groups * kernel_size ** 2
         fan_out = out_channels // groups * kernel_size ** 2
         self.weight = self.add_parameter("weight", init.get(init_name)(shape, fan_in, fan_out, rng))
-        self.bias = self.add_parameter("bias", np.zeros(out_channels, np.float32), decay=False) if bias else None
+        self.bias = self.add_parameter("bias", init.zeros(out_channels), decay=False) if bias else None
         self._workspace = {}   # the im2col buffer, reused across steps
         self._cache = None
 
@@ -74,13 +78,12 @@ class BatchNorm2d(Module):
 
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5):
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"BatchNorm2d needs num_features >= 1, got {num_features}")
+        num_features = positive_int(type(self).__name__, "num_features", num_features)
         self.num_features, self.momentum, self.eps = num_features, momentum, eps
-        self.gamma = self.add_parameter("gamma", np.ones(num_features, np.float32), decay=False)
-        self.beta = self.add_parameter("beta", np.zeros(num_features, np.float32), decay=False)
-        self.add_buffer("running_mean", np.zeros(num_features, np.float32))
-        self.add_buffer("running_var", np.ones(num_features, np.float32))
+        self.gamma = self.add_parameter("gamma", init.ones(num_features), decay=False)
+        self.beta = self.add_parameter("beta", init.zeros(num_features), decay=False)
+        self.add_buffer("running_mean", init.zeros(num_features))
+        self.add_buffer("running_var", init.ones(num_features))
 
     # the op pair; BatchNormReLU2d swaps in the fused one and keeps everything else
     forward_op = staticmethod(ops.batchnorm2d_forward)
@@ -114,6 +117,10 @@ class MaxPool2d(Module):
 
     def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0):
         super().__init__()
+        name = type(self).__name__
+        kernel_size = positive_int(name, "kernel_size", kernel_size)
+        stride = None if stride is None else positive_int(name, "stride", stride)
+        padding = positive_int(name, "padding", padding, minimum=0)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
     def forward(self, x):

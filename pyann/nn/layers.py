@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import ops
 from . import init
-from .module import Module
+from .module import Module, positive_int
 
 
 class Linear(Module):
@@ -17,13 +17,15 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  init_name: str = "he_normal", rng=None):
         super().__init__()
-        if in_features <= 0 or out_features <= 0:
-            raise ValueError(f"Linear needs positive sizes, got in={in_features}, out={out_features}")
+        in_features = positive_int("Linear", "in_features", in_features)
+        out_features = positive_int("Linear", "out_features", out_features)
+        if not isinstance(bias, (bool, np.bool_)):
+            raise ValueError(f"Linear: bias must be True or False, got {bias!r}")
         self.in_features, self.out_features, self.init_name = in_features, out_features, init_name
         rng = init.as_generator(rng)
         w = init.get(init_name)((in_features, out_features), in_features, out_features, rng)
         self.weight = self.add_parameter("weight", w)
-        self.bias = self.add_parameter("bias", np.zeros(out_features, np.float32), decay=False) if bias else None
+        self.bias = self.add_parameter("bias", init.zeros(out_features), decay=False) if bias else None
         self._cache = None
 
     def forward(self, x):

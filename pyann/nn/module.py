@@ -7,9 +7,12 @@ Each module class registers itself by name so that an architecture can be writte
 """
 from __future__ import annotations
 
-from typing import Dict, Iterator, Tuple
+import numbers
+from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
+
+from . import init
 
 
 class Parameter:
@@ -20,7 +23,7 @@ class Parameter:
 
     def __init__(self, data: np.ndarray, decay: bool = True):
         self.data = data
-        self.grad = np.zeros_like(data)
+        self.grad = init.zeros_like(data)
         self.decay = decay
 
     def __repr__(self) -> str:
@@ -125,26 +128,61 @@ class Module:
         state.update({name: b.copy() for name, b in self.named_buffers()})
         return state
 
+    def state_shapes(self) -> Dict[str, Tuple[tuple, np.dtype]]:
+        """(shape, dtype) of every parameter and buffer by dotted name, without copying."""
+        shapes = {name: (p.data.shape, p.data.dtype) for name, p in self.named_parameters()}
+        shapes.update({name: (b.shape, b.dtype) for name, b in self.named_buffers()})
+        return shapes
+
+    def check_state_dict(self, state: Dict[str, np.ndarray], strict: bool = True) -> List[str]:
+        """Raise as load_state_dict(state, strict) would, changing nothing; else return the
+        names it would copy.
+
+        A caller restoring several objects as one (a checkpoint's model and optimizer) checks
+        each of them first, so that a failure leaves all of them untouched.
+        """
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict of arrays, got {type(state).__name__}")
+        for name, value in state.items():
+            if not isinstance(value, np.ndarray):
+                raise TypeError(f"state[{name!r}] is a {type(value).__name__}, not a numpy array")
+        targets = self.state_shapes()
+        check_fit(targets, {k: (v.shape, v.dtype) for k, v in state.items()}, strict)
+        names = sorted(targets.keys() & state.keys())
+        for name in names:
+            problem = _value_problem(state[name], targets[name][1])
+            if problem:
+                raise ValueError(f"{name!r} {problem}")
+        return names
+
     def load_state_dict(self, state: Dict[str, np.ndarray], strict: bool = True) -> None:
         """Copy arrays into this module's parameters and buffers (in place, keeping dtypes).
 
-        strict: every key must match. A mismatch raises KeyError naming the missing and the
-        unexpected keys; a shape mismatch raises ValueError naming the key and both shapes.
-        Nothing is changed unless the whole state fits.
+        Everything is checked before anything is copied (check_state_dict), so a state that does
+        not fit leaves the module untouched. strict: every key must match, else KeyError naming
+        the missing and the unexpected keys. Each value must be a numpy array (else TypeError)
+        of the target's shape (else ValueError naming the key and both shapes) and of a dtype
+        that casts without changing values (else ValueError): a float target takes any float
+        width whose values fit its range (float64 or float16 into float32 is cast), never an
+        int, bool or complex array; an integer buffer takes integers within its range; any
+        other target needs its exact dtype.
         """
+        names = self.check_state_dict(state, strict)
         targets = {name: p.data for name, p in self.named_parameters()}
         targets.update(dict(self.named_buffers()))
-        missing = sorted(set(targets) - set(state))
-        unexpected = sorted(set(state) - set(targets))
-        if strict and (missing or unexpected):
-            raise KeyError(f"state does not fit {type(self).__name__}: missing keys {missing}, "
-                           f"unexpected keys {unexpected}")
-        for name in targets.keys() & state.keys():
-            if np.shape(state[name]) != targets[name].shape:
-                raise ValueError(f"shape mismatch for {name!r}: model has {targets[name].shape}, "
-                                 f"state has {np.shape(state[name])}")
-        for name in targets.keys() & state.keys():
+        for name in names:
             targets[name][...] = state[name]
+
+    @staticmethod
+    def declared_state(spec: dict, max_arrays: int | None = None) -> Dict[str, Tuple[tuple, np.dtype]]:
+        """state_shapes() of the model `spec` describes, found without allocating its arrays.
+
+        The layers' own constructors build the module tree inside init.shapes_only(), so these
+        names, shapes and dtypes cannot drift from those of from_spec(spec). max_arrays bounds
+        the work a short spec can ask for (see init.shapes_only).
+        """
+        with init.shapes_only(max_arrays):
+            return Module.from_spec(spec).state_shapes()
 
     # ---- architecture as JSON ---------------------------------------------------------------
     def config(self) -> dict:
@@ -160,12 +198,26 @@ class Module:
 
     @staticmethod
     def from_spec(spec: dict) -> "Module":
+        """Build a module from {"type": registered class name, "config": {constructor arguments}}.
+
+        Any spec that cannot be built raises ValueError (an unknown type, a config the class
+        does not take, a bad size), whatever the class's constructor raised on its own.
+        """
+        if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+            raise ValueError(f"a module spec must be a dict with a string 'type', got {_short(spec)}")
+        cls = Module.registry.get(spec["type"])
+        if cls is None:
+            raise ValueError(f"unknown module type {spec['type']!r} in architecture; "
+                             f"known: {sorted(Module.registry)}")
+        config = spec.get("config", {})
+        if not isinstance(config, dict):
+            raise ValueError(f"{spec['type']}: config must be a dict, got {_short(config)}")
         try:
-            cls = Module.registry[spec["type"]]
-        except KeyError:
-            raise ValueError(f"unknown module type {spec.get('type')!r} in architecture; "
-                             f"known: {sorted(Module.registry)}") from None
-        return cls.from_config(spec.get("config", {}))
+            return cls.from_config(config)
+        except (TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+            # a key the constructor does not take or needs, a value of the wrong type
+            raise ValueError(f"cannot build {spec['type']} from config {_short(config)}: "
+                             f"{type(exc).__name__}: {exc}") from exc
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if not isinstance(v, (list, dict)))
@@ -174,3 +226,66 @@ class Module:
             return head
         body = "\n".join(f"  ({n}): " + repr(c).replace("\n", "\n  ") for n, c in self._children.items())
         return f"{head[:-1]}\n{body}\n)" if args else f"{type(self).__name__}(\n{body}\n)"
+
+
+def positive_int(owner: str, name: str, value, minimum: int = 1) -> int:
+    """value as an int, else ValueError: sizes also come from model files, where 1e9 or "3" may stand."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_fit(targets: Dict[str, Tuple[tuple, np.dtype]], given: Dict[str, Tuple[tuple, np.dtype]],
+              strict: bool = True) -> None:
+    """Raise unless arrays of the `given` (shape, dtype) by name fit `targets`: KeyError naming
+    the missing and unexpected keys (strict only); ValueError naming the first key of another
+    shape or of a dtype kind that no cast keeps the values of. Needing shapes and dtypes only,
+    it also checks a model file's array headers before any array is read."""
+    missing = sorted(set(targets) - set(given))
+    unexpected = sorted(set(given) - set(targets))
+    problem = next(filter(None, (_fit_problem(name, targets[name], given[name])
+                                 for name in sorted(targets.keys() & given.keys()))), None)
+    if strict and (missing or unexpected):
+        raise KeyError(f"missing keys {missing}, unexpected keys {unexpected}"
+                       + (f"; and {problem}" if problem else ""))
+    if problem:
+        raise ValueError(problem)
+
+
+def _fit_problem(name: str, target: Tuple[tuple, np.dtype], given: Tuple[tuple, np.dtype]) -> str | None:
+    (t_shape, t_dtype), (g_shape, g_dtype) = target, given
+    if tuple(g_shape) != tuple(t_shape):
+        return f"shape mismatch for {name!r}: model has {tuple(t_shape)}, state has {tuple(g_shape)}"
+    t_dtype, g_dtype = np.dtype(t_dtype), np.dtype(g_dtype)
+    if not _kind_fits(g_dtype, t_dtype):
+        return (f"dtype mismatch for {name!r}: model has {t_dtype}, state has {g_dtype} "
+                f"(refused: the cast would change values)")
+    return None
+
+
+def _kind_fits(value: np.dtype, target: np.dtype) -> bool:
+    if target.kind == "f":
+        return value.kind == "f"
+    if target.kind in "iu":
+        return value.kind in "iu"
+    return value == target
+
+
+def _value_problem(value: np.ndarray, target: np.dtype) -> str | None:
+    """Why casting value (whose dtype kind fits) to target would change its numbers, or None."""
+    if value.size == 0 or value.dtype == target:
+        return None
+    if target.kind == "f" and value.dtype.itemsize > target.itemsize:
+        big = np.max(np.abs(value), initial=0.0, where=np.isfinite(value))
+        if big > np.finfo(target).max:
+            return f"holds {big:g}, beyond the range of {target}"
+    if target.kind in "iu":
+        lo, hi, info = int(value.min()), int(value.max()), np.iinfo(target)
+        if lo < info.min or hi > info.max:
+            return f"holds values in [{lo}, {hi}], beyond the range of {target}"
+    return None
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -17,7 +17,7 @@ from . import init
 from .blocks import PreActBlock
 from .conv_layers import BatchNorm2d, Conv2d, GlobalAvgPool
 from .layers import Linear, ReLU
-from .module import Module
+from .module import Module, positive_int
 
 
 class WideResNet(Module):
@@ -26,6 +26,10 @@ class WideResNet(Module):
     def __init__(self, depth: int = 16, width: int = 2, dropout: float = 0.0, classes: int = 10,
                  in_channels: int = 3, input_size: int = 32, replaced: dict | None = None, rng=None):
         super().__init__()
+        depth, width, classes, in_channels, input_size = (
+            positive_int("WideResNet", name, value) for name, value in (
+                ("depth", depth), ("width", width), ("classes", classes),
+                ("in_channels", in_channels), ("input_size", input_size)))
         if depth < 10 or (depth - 4) % 6:
             raise ValueError(f"WideResNet depth must be 6n + 4 with n >= 1 (10, 16, 22, 28, 40, ...), got {depth}")
         if width < 1:
@@ -51,7 +55,11 @@ class WideResNet(Module):
         self.add_module("pool", GlobalAvgPool())
         self.add_module("fc", Linear(channels, classes, init_name="glorot_uniform", rng=rng))
         self.replaced = {}
+        if not isinstance(replaced or {}, dict):
+            raise ValueError(f"WideResNet: replaced must map block positions to specs, got {replaced!r}")
         for pos, spec in (replaced or {}).items():
+            if not (isinstance(pos, (int, np.integer)) or (isinstance(pos, str) and pos.isdigit())):
+                raise ValueError(f"WideResNet: replaced block position must be an integer, got {pos!r}")
             self.replace_block(int(pos), Module.from_spec(spec))
 
     @property
@@ -81,6 +89,9 @@ class WideResNet(Module):
         if not isinstance(module, Module):
             raise ValueError(f"replacement for block {pos} must be a Module, got {type(module).__name__}")
         in_shape, out_shape = self.block_shapes[pos - 1]
+        if init.is_shapes_only():
+            # placeholders cannot run; a real build (after the file's arrays fit) runs the check
+            return self._put_block(pos, module)
         was_training = module.training
         module.eval()
         try:
@@ -94,6 +105,9 @@ class WideResNet(Module):
             raise ValueError(f"block {pos} replacement {type(module).__name__} maps input "
                              f"{(None,) + in_shape} to {(None,) + tuple(out.shape[1:])}, but the "
                              f"block must output {(None,) + out_shape}")
+        return self._put_block(pos, module)
+
+    def _put_block(self, pos: int, module: Module) -> Module:
         old = self._children[f"block{pos}"]
         module.train(self.training)
         self._children[f"block{pos}"] = module   # same key: the order of children is kept
