@@ -10,8 +10,9 @@ endif
 
 .PHONY: install build test test-fast sanitize bench data reproduce-relu clean
 
-install:            ## install pyann (editable) with its test dependencies; builds the C kernels
-	$(PYTHON) -m pip install -e ".[test]"
+EXTRAS ?= test
+install:            ## install pyann (editable) with its test dependencies (EXTRAS=test,interop adds torch, onnx, onnxruntime); builds the C kernels
+	$(PYTHON) -m pip install -e ".[$(EXTRAS)]"
 
 build:              ## rebuild the C extension pyann._kernels in place (PYANN_PORTABLE=1: no -march=native)
 	$(PYTHON) setup.py -q build_ext --inplace
