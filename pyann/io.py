@@ -191,7 +191,8 @@ def write_together(files: Mapping, nonfinite: str = "record") -> Dict[Path, dict
             written[p] = _write_temporary(p, lambda f, b=data: f.write(b))
             digests[p] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
         for p in data_files + json_files:
-            os.replace(written.pop(p), p)
+            os.replace(written[p], p)
+            del written[p]
     finally:
         for tmp in written.values():   # not renamed: an error before or during the renames
             _unlink(tmp)
