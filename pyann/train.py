@@ -487,8 +487,10 @@ def load_checkpoint(path, model: Module, optimizer, config: Optional[dict] = Non
     optim_state = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
     try:
         _check_model_state(model, model_state)
+        if hasattr(model, "check_state_dict"):   # the model's own rules (dtypes) as load_state_dict applies them
+            model.check_state_dict(model_state)
         optimizer.check_state_dict(optim_state)
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError) as exc:
         raise ValueError(f"{path}: {exc}") from None
     model.load_state_dict(model_state)
     optimizer.load_state_dict(optim_state)
