@@ -21,6 +21,7 @@ import io
 import math
 import os
 import pickle
+import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,7 @@ class CifarArrays:
 # type code (the pickled flags, fields and sizes are never applied).
 
 _PLAIN_KINDS = "biuf"  # bool, signed, unsigned, float: no objects, no fields, no sub-arrays
+_PLAIN_CODE = re.compile(r"b1|[iu][1248]|f[248]")  # how numpy pickles those: 'u1', 'f4', ...
 _MAX_PICKLED_DIMS = 32
 _BYTE_ORDERS = {"<": "<", ">": ">", "|": "|", "=": "="}
 
@@ -109,11 +111,11 @@ class _PickledDtype:
                 or type(copy) not in (bool, int):
             raise DatasetError(f"{name}: refusing a pickled dtype built from {code!r:.100}: "
                                f"only plain numeric type codes such as 'u1' or 'i8' are allowed")
-        try:
-            dtype = np.dtype(text)
-        except TypeError as exc:
-            raise DatasetError(f"{name}: pickled dtype {text!r:.100} is not a numpy type "
-                               f"({exc})") from exc
+        # Checked as text first, so that numpy parses nothing but a kind and a size.
+        if not _PLAIN_CODE.fullmatch(text):
+            raise DatasetError(f"{name}: pickled dtype {text!r:.100} is not a plain numeric "
+                               f"dtype (bool, int, uint or float without fields): refused")
+        dtype = np.dtype(text)
         _check_plain_dtype(dtype, name, f"pickled dtype {text!r}")
         self.dtype = dtype
         self.built = False
@@ -159,6 +161,15 @@ class _PickledNdarray:
     """What ``find_class('numpy', 'ndarray')`` gives: a token that only :class:`_PickledArray`
     accepts, so no pickle can call the real ``numpy.ndarray``."""
 
+    __hash__ = None
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, *args, **kwargs):
+        raise DatasetError(f"{self.name}: refusing to call numpy.ndarray from a pickle (only "
+                           f"_reconstruct(ndarray, ...) is allowed)")
+
 
 class _PickledArray:
     """Stand-in for ``_reconstruct(ndarray, ...)`` while unpickling; ``array`` once built."""
@@ -167,7 +178,7 @@ class _PickledArray:
 
     def __init__(self, name: str, subtype=None, shape=None, typecode=None, *rest):
         self.name = name
-        if subtype is not _PickledNdarray or rest:
+        if not isinstance(subtype, _PickledNdarray) or rest:
             raise DatasetError(f"{name}: refusing to reconstruct {subtype!r:.100}: only plain "
                                f"numpy.ndarray is allowed")
         self.array = None
@@ -244,14 +255,31 @@ def _resolve(obj, name: str, seen: dict):
             obj[k] = _resolve(v, name, seen)
     elif isinstance(obj, tuple):
         seen[key] = tuple(_resolve(v, name, seen) for v in obj)
-    elif obj is _PickledNdarray or isinstance(obj, functools.partial):
+    elif isinstance(obj, (_PickledNdarray, functools.partial)):
         raise DatasetError(f"{name}: a bare numpy global (never called) is not dataset content")
     else:
         seen[key] = obj
     return seen[key]
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+def _refusing(opcode: str):
+    def refuse(self):
+        raise DatasetError(f"{self.name}: refusing pickle opcode {opcode} (never needed for "
+                           f"numpy arrays and plain containers)")
+    return refuse
+
+
+# Opcodes a dataset pickle never needs: the ones that instantiate classes by other paths than
+# REDUCE (INST, OBJ, NEWOBJ, NEWOBJ_EX), reach globals through the copyreg registry (EXT*) or
+# persistent ids, and protocol 5's buffers. BYTEARRAY8 in particular allocates its declared
+# length (up to 2**64) before reading any data.
+_REFUSED_OPCODES = ("INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "EXT1", "EXT2", "EXT4", "PERSID",
+                    "BINPERSID", "BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER")
+
+
+# The pure-Python unpickler (pickle._Unpickler), not the C one: only its opcode table can be
+# restricted. On a CIFAR batch it is as fast (the data is a few large strings).
+class RestrictedUnpickler(pickle._Unpickler):
     """An unpickler that rebuilds plain containers and plain numeric numpy arrays, nothing else.
 
     ``find_class`` admits exactly the globals an ndarray's pickle names
@@ -262,8 +290,15 @@ class RestrictedUnpickler(pickle.Unpickler):
     bool, int, uint or float dtype without fields. Any other global (``os.system``,
     ``builtins.eval``, ...) raises :class:`DatasetError` before it can be called.
 
-    Use :func:`safe_unpickle`, which replaces the stand-ins by the arrays they built.
+    Opcodes that no numpy array or plain container needs are refused too (see
+    ``_REFUSED_OPCODES``). :meth:`load` returns the content with the stand-ins replaced by
+    the arrays they built.
     """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+    for _opcode in _REFUSED_OPCODES:
+        dispatch[getattr(pickle, _opcode)[0]] = _refusing(_opcode)
+    del _opcode
 
     _ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"): _PickledArray,
@@ -271,11 +306,11 @@ class RestrictedUnpickler(pickle.Unpickler):
         ("numpy", "ndarray"): _PickledNdarray,
         ("numpy", "dtype"): _PickledDtype,
     }
-    _NAMED = (_PickledArray, _PickledDtype)  # stand-ins that take the file name for messages
 
     def __init__(self, file, *, name: str = "<pickle>", **kwargs):
         super().__init__(file, **kwargs)
         self.name = name
+        self._ndarray = _PickledNdarray(name)
 
     def find_class(self, module: str, name: str):
         try:
@@ -283,7 +318,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         except KeyError:
             raise DatasetError(f"{self.name}: refusing to unpickle global {module}.{name} "
                                f"(only numpy arrays are allowed in a dataset file)") from None
-        return functools.partial(found, self.name) if found in self._NAMED else found
+        if found is _PickledNdarray:
+            return self._ndarray
+        return functools.partial(found, self.name)
 
     def load(self):
         return _resolve(super().load(), self.name, {})

@@ -125,6 +125,20 @@ def test_forged_dtype_never_reaches_numpy_setstate(monkeypatch, build):
     assert unpickler.find_class("numpy", "dtype") is not np.dtype
 
 
+@pytest.mark.parametrize("payload,fragment", [
+    # BYTEARRAY8 declaring 2**62 bytes: the C unpickler allocates before reading.
+    (b"\x80\x05\x96" + (2 ** 62).to_bytes(8, "little") + b"x.", "opcode BYTEARRAY8"),
+    # NEWOBJ on the admitted numpy.ndarray global, bypassing _reconstruct.
+    (b"\x80\x02cnumpy\nndarray\n)\x81.", "opcode NEWOBJ"),
+    # REDUCE calling numpy.ndarray directly.
+    (b"\x80\x02cnumpy\nndarray\nK\x03\x85R.", "refusing to call numpy.ndarray"),
+])
+def test_pickle_paths_around_the_stand_ins_are_refused(payload, fragment):
+    with pytest.raises(DatasetError, match=fragment) as err:
+        parse_python_batch(payload, "data_batch_1", records_per_batch=None)
+    assert "data_batch_1" in str(err.value)
+
+
 def _batch(labels, data=None) -> bytes:
     data = np.zeros((len(labels), 3072), np.uint8) if data is None else data
     return pickle.dumps({b"data": data, b"labels": labels}, protocol=4)
