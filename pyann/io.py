@@ -171,8 +171,10 @@ def write_together(files: Mapping, nonfinite: str = "record") -> Dict[Path, dict
         if not isinstance(content, (bytes, bytearray, dict)) and not callable(content):
             raise TypeError(f"write_together: content for {p} must be bytes, a writer or a dict, "
                             f"got {type(content).__name__}")
-        if isinstance(content, dict) and COMPANIONS_KEY in content:
-            raise ValueError(f"write_together: {p} already has a {COMPANIONS_KEY!r} entry")
+        if isinstance(content, dict):
+            if COMPANIONS_KEY in content:
+                raise ValueError(f"write_together: {p} already has a {COMPANIONS_KEY!r} entry")
+            dumps_json(content, nonfinite, where=str(p))   # refused now, before any file is written
         p.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(p)
     data_files = [p for p, c in paths.items() if not isinstance(c, dict)]

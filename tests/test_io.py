@@ -189,6 +189,9 @@ def test_write_together_refuses_bad_content_before_writing(tmp_path):
         io.write_together({tmp_path / "a.bin": 5})
     with pytest.raises(ValueError, match="companion_files"):
         io.write_together({tmp_path / "r.json": {"companion_files": 1}})
+    with pytest.raises(ValueError, match=r"r.json: /loss is nan"):
+        io.write_together({tmp_path / "m.bin": b"model", tmp_path / "r.json": {"loss": float("nan")}},
+                          nonfinite="refuse")
     assert list(tmp_path.iterdir()) == []
 
 

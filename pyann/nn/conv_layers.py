@@ -2,11 +2,18 @@
 Dropout. Each holds its parameters/buffers and calls its op pair from pyann.ops."""
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from .. import ops
 from . import init
 from .module import Module, positive_int
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
 def _check_image(layer, x, channels):
@@ -79,6 +86,9 @@ class BatchNorm2d(Module):
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5):
         super().__init__()
         num_features = positive_int(type(self).__name__, "num_features", num_features)
+        if not (_is_real(momentum) and 0.0 <= momentum <= 1.0 and _is_real(eps) and 0.0 < eps < math.inf):
+            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1] and eps a positive "
+                             f"number, got momentum={momentum!r}, eps={eps!r}")
         self.num_features, self.momentum, self.eps = num_features, momentum, eps
         self.gamma = self.add_parameter("gamma", init.ones(num_features), decay=False)
         self.beta = self.add_parameter("beta", init.zeros(num_features), decay=False)

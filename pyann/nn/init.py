@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-# None outside shapes_only(); inside, a one-item list counting the placeholders made so far
+# None outside shapes_only(); inside, [placeholders made so far, max_arrays]
 _PLACEHOLDERS = contextvars.ContextVar("pyann_shapes_only", default=None)
 
 

@@ -101,6 +101,12 @@ def test_declared_state_equals_the_built_models_state_for_every_module_type():
         covered.update(type(m).__name__ for m in model.modules())
         real = {k: (v.shape, v.dtype) for k, v in model.state_dict().items()}
         assert Module.declared_state(model.spec()) == real, type(model).__name__
+        # and nothing was allocated for them: a layer making an array with np.zeros instead of
+        # init.zeros would still declare the right shape, but allocate it
+        with init.shapes_only():
+            placeholder = Module.from_spec(model.spec())
+        arrays = [p.data for p in placeholder.parameters()] + [b for _, b in placeholder.named_buffers()]
+        assert all(a.size <= 1 or not any(a.strides) for a in arrays), type(model).__name__
     ours = {name for name, cls in Module.registry.items() if cls.__module__.startswith("pyann.nn.")}
     assert ours <= covered, f"module types without a declared_state check: {sorted(ours - covered)}"
 
@@ -236,6 +242,8 @@ MALFORMED_META = [
     _model_meta({"type": "Conv2d", "config": {"in_channels": 3, "out_channels": 4, "groups": 2}}),
     _model_meta({"type": "Conv2d", "config": {"in_channels": 3, "out_channels": 4, "padding": -1}}),
     _model_meta({"type": "BatchNorm2d", "config": {"num_features": 1e9}}),
+    _model_meta({"type": "BatchNorm2d", "config": {"num_features": 3, "momentum": "fast"}}),
+    _model_meta({"type": "BatchNorm2d", "config": {"num_features": 3, "eps": -1}}),
     _model_meta({"type": "MaxPool2d", "config": {"kernel_size": -2}}),
     _model_meta({"type": "Dropout", "config": {"p": "half"}}),
     _model_meta({"type": "Dropout", "config": {"p": 0.5, "seed": "x"}}),
