@@ -13,14 +13,16 @@ Where the files are looked for, in order: ``root=``, ``$PYANN_DATA``, the user c
 see :mod:`pyann.data.resolution`. From the shell: ``python -m pyann.data fetch mnist`` and
 ``python -m pyann.data info``.
 
-Errors: :class:`DatasetError` (a ``ValueError``) and its subclasses :class:`ChecksumError`
-and :class:`DatasetNotFoundError` (also a ``FileNotFoundError``).
+Errors: :class:`DatasetError` (a ``ValueError``) and its subclasses :class:`ChecksumError`,
+:class:`DatasetTooLargeError` (a file past its read bound, e.g. a gzip bomb) and
+:class:`DatasetNotFoundError` (also a ``FileNotFoundError``).
 """
 
 from .augment import CropFlip, ProgressiveResize, normalize, random_crop, random_flip, resize
 from .batching import batches, num_batches
 from .dataset import Dataset
-from .errors import ChecksumError, DatasetError, DatasetNotFoundError, UnofficialDataWarning
+from .errors import (ChecksumError, DatasetError, DatasetNotFoundError, DatasetTooLargeError,
+                     UnofficialDataWarning)
 from .loaders import fetch, load, load_cifar10, load_fashion_mnist, load_mnist, read_located
 from .resolution import Located, cache_dir, locate
 from .registry import DATASETS, dataset_names, get_spec
@@ -32,5 +34,6 @@ __all__ = [
     "to_float", "channel_stats", "batches", "num_batches",
     "random_crop", "random_flip", "normalize", "CropFlip", "ProgressiveResize", "resize",
     "DATASETS", "dataset_names", "get_spec", "cache_dir",
-    "DatasetError", "DatasetNotFoundError", "ChecksumError", "UnofficialDataWarning",
+    "DatasetError", "DatasetNotFoundError", "ChecksumError", "DatasetTooLargeError",
+    "UnofficialDataWarning",
 ]

@@ -8,10 +8,13 @@ the class names, one per line.
 Python format (``cifar-10-batches-py/``): ``data_batch_1`` .. ``data_batch_5`` and
 ``test_batch``, Python-2 pickles of a dict with ``b'data'`` (uint8, 10000 x 3072, same pixel
 order) and ``b'labels'`` (10,000 ints). They are read with :class:`RestrictedUnpickler`,
-which can rebuild numpy arrays and nothing else: a pickle can run arbitrary code, and a
-dataset file is not trusted code.
+which can rebuild plain numeric numpy arrays and containers and nothing else: a pickle can
+run arbitrary code, or hand numpy a forged dtype that turns file bytes into object pointers,
+and a dataset file is not trusted code.
 
-Both formats give the same arrays: images uint8 (N, 3, 32, 32), labels int64 (N,).
+Both formats give the same arrays: images uint8 (N, 3, 32, 32), labels int64 (N,). Every file
+and archive member is read through :mod:`pyann.data.reading`, bounded by
+:data:`MAX_BATCH_BYTES`.
 """
 
 from __future__ import annotations
