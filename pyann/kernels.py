@@ -325,6 +325,8 @@ def macs_reference(x: np.ndarray, n_out: int, mask: np.ndarray | None = None, ze
     width = vector_width() if width is None else width
     n = x.shape[0]
     if zero_skip and mask is None and scheme == "union":
+        if x.size == 0:
+            return 0
         full = (n_out // width) * width
         pad = -n % UNION_TILE
         nz = np.concatenate([x != 0, np.zeros((pad, x.shape[1]), bool)]).reshape(-1, UNION_TILE, x.shape[1])

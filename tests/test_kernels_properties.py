@@ -3,7 +3,7 @@ shapes, masks, densities, NaN/Inf placements and aliased outputs.
 
 The hand-picked cases in test_kernels*.py pin the edges; these search the space between them.
 Each example draws its shapes and a seed; the arrays come from the seed, so a failure prints
-the shapes and seed that reproduce it. HYPOTHESIS_PROFILE=sanitize (make sanitize) runs fewer.
+the shapes and seed that reproduce it. HYPOTHESIS_PROFILE picks a profile (below).
 """
 import os
 
@@ -14,11 +14,14 @@ from hypothesis import strategies as st
 
 from pyann import kernels as K
 
-settings.register_profile("default", max_examples=150, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("sanitize", max_examples=25, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+# default: a new search every run; ci (when $CI is set): the same examples every run, so a red CI
+# is reproducible; sanitize: fewer, as every call is ~5x slower; deep: for a search by hand
+_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+settings.register_profile("default", max_examples=150, **_COMMON)
+settings.register_profile("ci", max_examples=150, derandomize=True, **_COMMON)
+settings.register_profile("sanitize", max_examples=25, derandomize=True, **_COMMON)
+settings.register_profile("deep", max_examples=3000, **_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
 
 SPECIALS = st.lists(st.tuples(st.sampled_from(["x", "w", "b"]), st.sampled_from([np.nan, np.inf, -np.inf]),
                               st.integers(0, 2**31)), max_size=4)
