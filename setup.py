@@ -15,7 +15,7 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["pyann", "pyann.*"]),
     setup_requires=["cffi>=1.15"],
-    install_requires=["numpy>=1.22", "cffi>=1.15", "tqdm>=4.60", "matplotlib>=3.5", "threadpoolctl>=3.1"],
+    install_requires=["numpy>=1.22", "cffi>=1.15", "tqdm>=4.60", "matplotlib>=3.5", "threadpoolctl>=3.1", "tabulate>=0.8"],
     extras_require={"test": ["pytest>=7", "hypothesis>=6"],
                     # PyTorch state_dicts and modules, ONNX export and ONNX Runtime (pyann.interop)
                     "interop": ["torch>=2.0", "onnx>=1.14", "onnxruntime>=1.16"]},

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import nn
 from ..io import atomic_write
+from ..nn.summary import default_input_shape
 from ._walk import require
 
 OPSET = 17
@@ -86,19 +87,6 @@ def _emit(g: _Graph, m: nn.Module, x: str, name: str) -> str:
     raise ValueError(f"export_onnx: no ONNX form for {kind} (at {name or 'the top level'})")
 
 
-def _default_input_shape(model: nn.Module):
-    if isinstance(model, nn.WideResNet):
-        return (model.in_channels, model.input_size, model.input_size)
-    if isinstance(model, nn.Sequential):
-        for layer in model.layers:
-            if isinstance(layer, nn.Linear):
-                return (layer.in_features,)
-            if not getattr(layer, "reshapes_only", False):
-                break
-    raise ValueError(f"export_onnx needs input_shape for this {type(model).__name__} "
-                     f"(one sample's shape, e.g. (1, 28, 28))")
-
-
 def _output_shape(model: nn.Module, shape: tuple) -> tuple:
     """One sample's output shape, from a dry run on one zero sample in eval mode (which changes
     no running statistic); also checks that input_shape fits the model."""
@@ -119,7 +107,7 @@ def export_onnx(model: nn.Module, path, input_shape=None) -> Path:
     first Linear's in_features for an MLP, (C, size, size) for a WideResNet. The graph's input
     is "input", its output "output"; initializers keep the state_dict's names."""
     onnx = require("onnx")
-    shape = tuple(int(d) for d in (input_shape if input_shape is not None else _default_input_shape(model)))
+    shape = tuple(int(d) for d in (input_shape if input_shape is not None else default_input_shape(model)))
     out_shape = _output_shape(model, shape)
     g = _Graph(onnx)
     out = _emit(g, model, "input", "")

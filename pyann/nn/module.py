@@ -184,6 +184,14 @@ class Module:
         with init.shapes_only(max_arrays):
             return Module.from_spec(spec).state_shapes()
 
+    # ---- description ----------------------------------------------------------------------
+    def summary(self, input_shape=None):
+        """Per leaf layer the output shape, parameters and multiply-adds, with totals (a
+        pyann.nn.summary.ModelSummary: print it, or read .rows / .to_dict()). input_shape is one
+        sample's shape; MLPs and WideResNets know theirs."""
+        from .summary import summary
+        return summary(self, input_shape)
+
     # ---- architecture as JSON ---------------------------------------------------------------
     def config(self) -> dict:
         """Constructor arguments (JSON values) that rebuild this module, without its weights."""

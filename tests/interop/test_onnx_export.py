@@ -24,7 +24,7 @@ def test_onnx_runtime_matches_pyann(model_case, tmp_path):
 def test_default_input_shapes_and_errors(tmp_path):
     export_onnx(zoo.build("mlp5"), tmp_path / "mlp.onnx")            # (784,) from the first Linear
     export_onnx(zoo.wrn(10, 1), tmp_path / "wrn.onnx")               # (3, 32, 32) from the model
-    with pytest.raises(ValueError, match="needs input_shape"):
+    with pytest.raises(ValueError, match="pass input_shape"):
         export_onnx(zoo.cnn3(), tmp_path / "cnn3.onnx")
     with pytest.raises(ValueError, match="does not fit the model"):
         export_onnx(zoo.cnn3(), tmp_path / "cnn3.onnx", (3, 28, 28))
