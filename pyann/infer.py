@@ -32,6 +32,7 @@ from typing import List, Optional
 import numpy as np
 
 from . import kernels
+from .data.transforms import check_float_input
 from .nn import Flatten, Linear, ReLU, Sequential
 from .relu_prediction.activations import hidden_layers
 from .relu_prediction.predictors import Predictor, model_fingerprint
@@ -119,9 +120,7 @@ class InferencePlan:
         x = np.asarray(x)
         if x.ndim < 2:
             raise ValueError(f"x must be a batch (n, ...) of inputs, got shape {x.shape}")
-        if x.dtype.kind != "f":
-            raise ValueError(f"x has dtype {x.dtype}: the plan takes float inputs scaled as in "
-                             f"training (raw uint8 images: pyann.data.to_float)")
+        check_float_input(x, "plan.run")   # the same check and message as fit, evaluate, predict
         x = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))   # -1 cannot be inferred for 0 rows
         if x.shape[1] != self.in_features:
             raise ValueError(f"x has {x.shape[1]} features per sample, the plan expects {self.in_features}")

@@ -19,6 +19,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import ops
+from .data.transforms import check_float_input
 from .io import load_arrays, save_arrays
 from .nn.module import Module
 from .optim import describe_schedule
@@ -139,6 +140,7 @@ def _check_xy(name: str, data) -> Tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{name} must be a pair (x, y) of arrays") from None
     if len(x) != len(y):
         raise ValueError(f"{name}: x has {len(x)} samples but y has {len(y)}")
+    check_float_input(x, f"fit ({name})")   # the message evaluate, predict and plan.run give
     if x.dtype != np.float32:
         raise ValueError(f"{name}: x must be float32 (use pyann.data.to_float), got {x.dtype}")
     return x, y
@@ -159,6 +161,7 @@ def evaluate(model: Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000
     that use it: it is test-time augmentation, at twice the cost).
     Raises ValueError on 0 samples: an empty set has no accuracy."""
     workers = check_workers(workers)
+    x = check_float_input(x, "evaluate")
     _check_not_empty("evaluate", x)
     if workers > 1:
         with DataParallel(model, workers) as runner:
@@ -185,6 +188,7 @@ def predict(model: Module, x: np.ndarray, batch_size: int = 1000, workers: int =
     samples, as evaluate does (the models cannot run an empty batch, so there would be no
     class count to give an empty (0, classes) result)."""
     workers = check_workers(workers)
+    x = check_float_input(x, "predict")
     _check_not_empty("predict", x)
     if workers > 1:
         with DataParallel(model, workers) as runner:

@@ -6,7 +6,23 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["to_float", "channel_stats"]
+__all__ = ["to_float", "channel_stats", "check_float_input", "FLOAT_INPUT_HINT"]
+
+# The one message every entry point that runs a model gives for integer (raw image) input:
+# fit/evaluate/predict (pyann.train) and plan.run (pyann.infer) all call check_float_input.
+FLOAT_INPUT_HINT = ("models and inference plans take float inputs scaled as in training "
+                    "(raw uint8 images: pyann.data.to_float)")
+
+
+def check_float_input(x, where: str) -> np.ndarray:
+    """``np.asarray(x)`` if its dtype is a floating type; otherwise ValueError
+    ``"<where>: x has dtype uint8; models and inference plans take float inputs scaled as in
+    training (raw uint8 images: pyann.data.to_float)"``. Raw uint8 images (0..255) would otherwise run through a
+    model trained on [0, 1] inputs and give plausible but wrong outputs."""
+    arr = np.asarray(x)
+    if arr.dtype.kind != "f":
+        raise ValueError(f"{where}: x has dtype {arr.dtype}; {FLOAT_INPUT_HINT}")
+    return arr
 
 
 def to_float(x: np.ndarray, mean: Sequence[float] | np.ndarray | None = None,
