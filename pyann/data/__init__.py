@@ -10,8 +10,9 @@ Loading::
 
 Where the files are looked for, in order: ``root=``, ``$PYANN_DATA``, the user cache
 (``~/.cache/pyann``), ``/usr/share/datasets``, then (``download=True``) the official mirrors;
-see :mod:`pyann.data.resolution`. From the shell: ``python -m pyann.data fetch mnist`` and
-``python -m pyann.data info``.
+and ``../shared/datasets`` beside the checkout; see :mod:`pyann.data.resolution`
+(``$PYANN_OFFLINE=1``: never download). From the shell: ``pyann data fetch mnist`` and
+``pyann data info``.
 
 Errors: :class:`DatasetError` (a ``ValueError``) and its subclasses :class:`ChecksumError`,
 :class:`DatasetTooLargeError` (a file past its read bound, e.g. a gzip bomb) and
@@ -24,7 +25,7 @@ from .dataset import Dataset
 from .errors import (ChecksumError, DatasetError, DatasetNotFoundError, DatasetTooLargeError,
                      UnofficialDataWarning)
 from .loaders import fetch, load, load_cifar10, load_fashion_mnist, load_mnist, read_located
-from .resolution import Located, cache_dir, locate
+from .resolution import Located, cache_dir, describe_source, locate, offline
 from .registry import DATASETS, dataset_names, get_spec
 from .transforms import channel_stats, to_float
 
@@ -33,7 +34,7 @@ __all__ = [
     "load", "load_mnist", "load_fashion_mnist", "load_cifar10", "fetch", "locate", "read_located",
     "to_float", "channel_stats", "batches", "num_batches",
     "random_crop", "random_flip", "normalize", "CropFlip", "ProgressiveResize", "resize",
-    "DATASETS", "dataset_names", "get_spec", "cache_dir",
+    "DATASETS", "dataset_names", "get_spec", "cache_dir", "describe_source", "offline",
     "DatasetError", "DatasetNotFoundError", "ChecksumError", "DatasetTooLargeError",
     "UnofficialDataWarning",
 ]

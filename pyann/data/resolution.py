@@ -2,14 +2,20 @@
 
 Search order (the first folder holding a complete set of files wins):
 
-1. the explicit ``root`` argument: ``root/<folder>``, then ``root`` itself;
+1. the explicit ``root`` argument (``--data-root`` on the command line): ``root/<folder>``,
+   then ``root`` itself. A ``root`` that does not exist is an error (DatasetNotFoundError),
+   never a silent fall-back to the other locations (with ``download=True`` it is created: it
+   is where the download goes);
 2. ``$PYANN_DATA/<folder>``;
 3. the user cache ``$XDG_CACHE_HOME/pyann/<folder>`` (default ``~/.cache/pyann/<folder>``);
-4. system folders, ``/usr/share/datasets/<folder>`` (Debian's dataset-fashion-mnist);
-5. with ``allow_unofficial=True`` only: the same roots' folders of known unofficial copies
+4. ``../shared/datasets/<folder>`` beside the source checkout pyann runs from (the offline
+   copies on the project machines; only when pyann runs from a checkout);
+5. system folders, ``/usr/share/datasets/<folder>`` (Debian's dataset-fashion-mnist);
+6. with ``allow_unofficial=True`` only: the same roots' folders of known unofficial copies
    (``cifar-10-jpeg``);
-6. with ``download=True`` only: the official mirrors, into ``root/<folder>`` when ``root``
-   is given, else into the user cache.
+7. with ``download=True`` only, and not in offline mode (``$PYANN_OFFLINE`` set to anything
+   but ``0``/empty, or ``--offline``): the official mirrors, into ``root/<folder>`` when
+   ``root`` is given, else into the user cache.
 
 ``<folder>`` is ``mnist``, ``fashion-mnist`` or ``cifar-10``. The files found are then checked
 against the official md5s: a mismatch raises :class:`ChecksumError` unless the caller passed
@@ -29,11 +35,33 @@ from .download import DownloadError, Opener, download_file
 from .errors import ChecksumError, DatasetNotFoundError
 from .registry import DatasetSpec, FileSpec, Variant, get_spec
 
-__all__ = ["ENV_VAR", "SYSTEM_DIRS", "Located", "cache_dir", "search_dirs", "locate"]
+__all__ = ["ENV_VAR", "OFFLINE_ENV_VAR", "SYSTEM_DIRS", "CHECKOUT_DIRS", "Located", "cache_dir",
+           "search_dirs", "locate", "offline", "describe_source"]
 
 ENV_VAR = "PYANN_DATA"
+OFFLINE_ENV_VAR = "PYANN_OFFLINE"
+CHECKOUT_LABEL = "beside the checkout (../shared/datasets)"
 # Module-level so that tests (and unusual systems) can replace it.
 SYSTEM_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets"),)
+
+
+def _checkout_dirs() -> tuple[Path, ...]:
+    """``<checkout>/../shared/datasets`` when pyann runs from a source checkout (an editable
+    install or the repository itself: setup.py beside the package), else nothing."""
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / "setup.py").is_file() and (repo / "pyann" / "data").is_dir():
+        return (repo.parent / "shared" / "datasets",)
+    return ()
+
+
+# Module-level so that tests can replace it (tests/data/conftest.py empties it).
+CHECKOUT_DIRS: tuple[Path, ...] = _checkout_dirs()
+
+
+def offline() -> bool:
+    """True when ``$PYANN_OFFLINE`` asks for offline mode (any value but empty or ``0``):
+    nothing is downloaded even where ``download=True``."""
+    return os.environ.get(OFFLINE_ENV_VAR, "").strip() not in ("", "0")
 
 
 @dataclass(frozen=True)
@@ -77,6 +105,7 @@ def _roots(root) -> list[tuple[str, Path | None, str]]:
         (f"${ENV_VAR}", Path(env).expanduser() if env else None, "not set"),
         ("user cache", cache_dir(), ""),
     ]
+    roots += [(CHECKOUT_LABEL, d, "") for d in CHECKOUT_DIRS]
     roots += [("system folder", d, "") for d in SYSTEM_DIRS]
     return roots
 
@@ -162,8 +191,8 @@ def _verified(spec: DatasetSpec, variant: Variant, folder: Path, paths: Mapping[
         raise ChecksumError(
             f"{spec.title}: the files found at {folder} ({source}) are not the official ones:\n"
             + "\n".join(f"  - {n}" for n in notes)
-            + f"\nReplace them with the official files (delete them and run `python -m "
-              f"pyann.data fetch {spec.name}`), or pass allow_unofficial=True to load them "
+            + f"\nReplace them with the official files (delete them and run `pyann data "
+              f"fetch {spec.name}`), or pass allow_unofficial=True to load them "
               f"anyway (their structure is still fully validated).",
             path=path, expected=expected, actual=actual,
         )
@@ -191,8 +220,8 @@ def _not_found_message(spec: DatasetSpec, tried: list[str], hints: list[str]) ->
     lines += [f"  - {t}" for t in tried]
     lines += hints
     lines.append(
-        f"To fix: set ${ENV_VAR} to a folder holding {spec.folder}/, pass root=, or download "
-        f"it with `python -m pyann.data fetch {spec.name}` (or `make data`)."
+        f"To fix: set ${ENV_VAR} to a folder holding {spec.folder}/, pass root= (--data-root), or "
+        f"download it with `pyann data fetch {spec.name}` (or `make data`)."
     )
     return "\n".join(lines)
 
@@ -224,6 +253,15 @@ def locate(name: str | DatasetSpec, root=None, *, download: bool = False,
     tried) when no copy is found.
     """
     spec = get_spec(name)
+    if root is not None and not Path(root).expanduser().is_dir():
+        if download and not offline():
+            Path(root).expanduser().mkdir(parents=True, exist_ok=True)   # where the download goes
+        else:
+            raise DatasetNotFoundError(
+                f"data root {root} does not exist (given as root= / --data-root); nothing else was "
+                f"searched. Pass an existing folder that holds {spec.folder}/, or leave it out to "
+                f"search ${ENV_VAR}, the user cache and the other locations.",
+                tried=[f"root= argument: {root}: no such folder"])
     tried: list[str] = []
     seen: set[Path] = set()
     for label, folder, note in search_dirs(spec, root, unofficial=allow_unofficial):
@@ -245,7 +283,9 @@ def locate(name: str | DatasetSpec, root=None, *, download: bool = False,
         return _verified(spec, variant, folder, paths, label, allow_unofficial)
 
     hints = [] if allow_unofficial else _unofficial_hints(spec, root)
-    if download:
+    if download and offline():
+        tried.append(f"download: off (offline mode: ${OFFLINE_ENV_VAR} is set)")
+    elif download:
         target = (Path(root).expanduser() if root is not None else cache_dir()) / spec.folder
         try:
             variant, paths, fetched = _download(spec, target, opener, progress)
@@ -255,5 +295,25 @@ def locate(name: str | DatasetSpec, root=None, *, download: bool = False,
             return _verified(spec, variant, target, paths, "download", allow_unofficial, fetched)
     else:
         tried.append("download: disabled (pass download=True, or run "
-                     f"`python -m pyann.data fetch {spec.name}`)")
+                     f"`pyann data fetch {spec.name}`)")
     raise DatasetNotFoundError(_not_found_message(spec, tried, hints), tried=tried)
+
+
+def describe_source(found) -> str:
+    """One line saying where a dataset came from and whether it is the official files: for a
+    :class:`Located` (which search location, folder, checksums) or a loaded Dataset (folder,
+    official or not). Every command prints it in its header."""
+    if isinstance(found, Located):
+        title, where = found.spec.title, f"{found.folder} (via {found.source})"
+        official = found.official
+        how = "downloaded, md5 checked" if found.downloaded else "md5 checked"
+    else:
+        title, where = getattr(found, "name", "dataset"), getattr(found, "source_path", None)
+        official, how = getattr(found, "official", None), "md5 checked"
+    if official:
+        status = f"official files ({how})"
+    elif official is None:
+        status = "origin unknown"
+    else:
+        status = "UNOFFICIAL files (checksums differ from the official ones)"
+    return f"data: {title} from {where}: {status}"

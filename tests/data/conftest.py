@@ -39,6 +39,8 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setattr(resolution, "SYSTEM_DIRS", (tmp_path / "system",))
+    monkeypatch.setattr(resolution, "CHECKOUT_DIRS", ())   # ../shared/datasets beside the checkout
+    monkeypatch.delenv("PYANN_OFFLINE", raising=False)
 
     def no_network(url, *args, **kwargs):
         raise AssertionError(f"a test tried to use the network: {url}")

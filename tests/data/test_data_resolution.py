@@ -145,6 +145,7 @@ def test_official_checksums_load_as_official(tmp_path, build):
 def test_not_found_lists_every_location_and_the_fixes(tmp_path, monkeypatch, isolated_env):
     monkeypatch.setenv("PYANN_DATA", str(tmp_path / "env-data"))
     (isolated_env.cache / "fashion-mnist").mkdir(parents=True)
+    (tmp_path / "explicit").mkdir()   # a root that does not exist is an error of its own
     with pytest.raises(DatasetNotFoundError) as err:
         load_fashion_mnist(root=tmp_path / "explicit")
     msg = str(err.value)
@@ -154,7 +155,7 @@ def test_not_found_lists_every_location_and_the_fixes(tmp_path, monkeypatch, iso
     assert "exists but holds none of the files" in msg  # the empty cache folder
     assert "download: disabled" in msg
     assert "PYANN_DATA" in msg and "root=" in msg
-    assert "python -m pyann.data fetch fashion-mnist" in msg and "make data" in msg
+    assert "pyann data fetch fashion-mnist" in msg and "make data" in msg
     assert isinstance(err.value, FileNotFoundError) and isinstance(err.value, DatasetError)
     assert len(err.value.tried) == 6
 
