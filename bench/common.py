@@ -5,17 +5,14 @@ always between rows measured in the same run, never against numbers from another
 """
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Callable, List, Sequence
 
-import numpy as np
 
 from pyann.io import write_json
-from pyann.parallel import available_cores
+from pyann.provenance import blas_info, cpu_model, machine_info, machine_line, provenance  # noqa: F401 (re-exported)
 
 
 def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> dict:
@@ -39,61 +36,66 @@ def time_round_robin(fns: Sequence[Callable[[], object]], repeats: int = 5, warm
     return [{"median": statistics.median(ts), "min": min(ts), "max": max(ts), "all": ts} for ts in times]
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+TABLE_WIDTH = 120
 
 
-def blas_info() -> str:
-    try:
-        cfg = np.show_config(mode="dicts")
-        blas = cfg["Build Dependencies"]["blas"]
-        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-    except Exception:  # older NumPy without mode="dicts"
-        return "unknown"
+def format_table(rows: Sequence[dict], columns: Sequence[tuple], max_width: int = TABLE_WIDTH) -> str:
+    """A terminal table drawn by tabulate: text columns left-aligned, numbers right-aligned.
 
+    columns: (key, header, format spec or callable). Missing values print as '-'. A cell is
+    text when its value is a str (or its callable's output is not a number); a column is
+    numeric when every present value is a number. When the table is wider than `max_width`,
+    the text columns are wrapped (widest first, never below 12 characters) until it fits."""
+    from tabulate import tabulate
 
-def machine_info() -> dict:
-    from pyann import kernels
-    try:
-        isa, threads = kernels.isa(), kernels.num_threads()
-    except ImportError:
-        isa, threads = "not built", 0
-    return {"cpu": cpu_model(), "cores": available_cores(), "blas": blas_info(), "numpy": np.__version__,
-            "python": platform.python_version(), "pyann_isa": isa, "pyann_threads": threads,
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset")}
-
-
-def machine_line(info: dict) -> str:
-    return (f"machine: {info['cpu']}, {info['cores']} cores | BLAS: {info['blas']} | numpy {info['numpy']} "
-            f"| pyann kernels: {info['pyann_isa']}, {info['pyann_threads']} OpenMP threads")
-
-
-def format_table(rows: Sequence[dict], columns: Sequence[tuple]) -> str:
-    """columns: (key, header, format spec or callable). Missing values print as '-'."""
     def cell(row, key, fmt):
         v = row.get(key)
         if v is None:
             return "-"
-        if callable(fmt):
-            return fmt(v)
-        return format(v, fmt) if not isinstance(v, str) else v
+        if isinstance(v, str):
+            return v
+        return fmt(v) if callable(fmt) else format(v, fmt)
+
+    numeric = [all(not isinstance(r.get(k), str) for r in rows if r.get(k) is not None) and
+               any(r.get(k) is not None for r in rows) for k, _, _ in columns]
     cells = [[cell(r, k, f) for k, _, f in columns] for r in rows]
     heads = [h for _, h, _ in columns]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(heads)]
-    lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(heads, widths)))]
-    lines.append("  ".join("-" * w for w in widths))
-    for c in cells:
-        lines.append("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(c, widths))))
-    return "\n".join(lines)
+    align = ["right" if n else "left" for n in numeric]
+
+    def draw(maxw):
+        return tabulate(cells, heads, tablefmt="simple", colalign=align, disable_numparse=True,
+                        maxcolwidths=maxw, maxheadercolwidths=maxw)
+
+    def longest(texts):
+        return max((len(part) for t in texts for part in t.split()), default=1)
+
+    # headers wrap to the width of their column's cells (a long header never widens a column
+    # of short numbers), but never break a word
+    cell_w = [max((len(c[i]) for c in cells), default=1) for i in range(len(columns))]
+    hlimit = [max(cell_w[i], longest([h])) for i, h in enumerate(heads)]
+    limits = [None] * len(columns)
+
+    def draw():
+        return tabulate(cells, heads, tablefmt="simple", colalign=align, disable_numparse=True,
+                        maxcolwidths=limits, maxheadercolwidths=[l if l is not None else h
+                                                                  for l, h in zip(limits, hlimit)])
+
+    width = lambda t: max((len(line) for line in t.splitlines()), default=0)
+    text = draw()
+    while width(text) > max_width:
+        current = [limits[i] if limits[i] is not None else max(cell_w[i], hlimit[i]) for i in range(len(columns))]
+        text_cols = [i for i in range(len(columns)) if not numeric[i] and current[i] > 12]
+        if not text_cols:
+            break
+        i = max(text_cols, key=lambda j: current[j])
+        limits[i] = max(12, current[i] - (width(text) - max_width))
+        text = draw()
+    return text
 
 
-def save_results(path, name: str, info: dict, rows: List[dict], extra: dict | None = None) -> Path:
-    payload = {"benchmark": name, "machine": info, "rows": rows, **(extra or {})}
+def save_results(path, name: str, info: dict, rows: List[dict], extra: dict | None = None, dataset=None) -> Path:
+    """The benchmark's JSON: its rows, the machine, anything in `extra`, and the provenance
+    record (pyann.provenance: version, git commit, command line, machine, dataset identity)."""
+    payload = {"benchmark": name, "machine": info, "rows": rows, **(extra or {}),
+               "provenance": provenance(dataset=dataset, machine=info)}
     return write_json(path, payload)

@@ -9,7 +9,8 @@ warm-up); every speedup is against NumPy dense on the same model in the same mod
 (from the plan's own outputs), seconds, images/s, the share of dense multiply-adds executed
 (predictor work included) and the speedup against NumPy dense in the same mode. Also writes a
 per-layer time breakdown, the tau / margin sweeps with precision and recall of "inactive", and
-the accuracy-vs-MACs figure.
+the accuracy-vs-MACs figure. PyTorch's and ONNX Runtime's CPU engines, when installed, run the
+same weights as peer rows, timed in the same rounds (a row says "not installed" otherwise).
 """
 from __future__ import annotations
 
@@ -138,15 +139,9 @@ def run(args) -> dict:
     machine = machine_info()
     print(f"\nmlp5 on {args.dataset}, {len(x)} test images, median of repeats after warm-up, one process")
     print(machine_line(machine))
-    pct = lambda v: f"{100 * v:.2f}%"
-    print(format_table(rows, [("model", "model", "s"), ("row", "row", "s"), ("mode", "mode", "s"),
-                              ("accuracy", "accuracy", pct), ("seconds", "seconds", ".4f"),
-                              ("images_per_s", "images/s", ",.0f"),
-                              ("mac_share", "MACs executed", lambda v: f"{100 * v:.1f}%"),
-                              ("speedup_vs_numpy", "speedup vs NumPy (same model, mode)", ".2f")]))
+    print(results_table(rows))
     print("\nseconds per layer 1..5 (batched); one image: seconds of the C loop over layers 1..l (cumulative)")
-    for k, v in extra["layer_seconds"].items():
-        print(f"  {k:100s} " + "  ".join(f"{t:.4f}" for t in v))
+    print(layer_seconds_table(extra["layer_seconds"]))
     suffix = "" if args.dataset == "mnist" else f"-{args.dataset}"
     if curves:
         fig_path = Path(args.out) / f"relu-accuracy-vs-macs{suffix}.png"
@@ -155,9 +150,35 @@ def run(args) -> dict:
         plots.save_figure(fig, fig_path)
         extra["figure"] = str(fig_path)
         print(f"wrote {fig_path}")
-    path = save_results(Path(args.out) / f"relu{suffix}.json", "relu", machine, rows, extra)
+    path = save_results(Path(args.out) / f"relu{suffix}.json", "relu", machine, rows, extra, dataset=data)
     print(f"wrote {path}")
     return {"rows": rows, **extra}
+
+
+RESULT_COLUMNS = [("row", "row", "s"), ("mode", "mode", "s"),
+                  ("accuracy", "accuracy", lambda v: f"{100 * v:.2f}%"), ("seconds", "seconds", ".4f"),
+                  ("images_per_s", "images/s", ",.0f"), ("mac_share", "MACs executed", lambda v: f"{100 * v:.1f}%"),
+                  ("speedup_vs_numpy", "speedup vs NumPy", ".2f")]
+
+
+def results_table(rows, max_width: int = 120) -> str:
+    """One table per model (the model as its heading), fitted to max_width columns; the
+    speedup is against NumPy dense on the same model in the same mode."""
+    parts = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        group = [r for r in rows if r["model"] == model]
+        heading = "the paper (quoted, not measured here)" if model == "paper" else model
+        parts.append(f"\n{heading}\n" + format_table(group, RESULT_COLUMNS, max_width=max_width))
+    parts.append("speedup vs NumPy: against the NumPy dense row of the same model in the same mode, same run")
+    return "\n".join(parts)
+
+
+def layer_seconds_table(layer_seconds: dict, max_width: int = 120) -> str:
+    """The per-layer breakdown as a table: one row per plan, one column per layer."""
+    n = max((len(v) for v in layer_seconds.values()), default=0)
+    rows = [dict({"plan": k}, **{f"l{i}": t for i, t in enumerate(v, 1)}) for k, v in layer_seconds.items()]
+    return format_table(rows, [("plan", "plan [mode]", "s")] + [(f"l{i}", f"layer {i}", ".4f") for i in range(1, n + 1)],
+                        max_width=max_width)
 
 
 def bench_model(strength, data, x_train, x, y, args):
@@ -209,13 +230,13 @@ def bench_model(strength, data, x_train, x, y, args):
             for name, kernel, pred in (specs[1], specs[4]):
                 plan = infer.compile(model, kernel, pred, mode=mode, split="outputs")
                 entries.append(_plan_row(plan, x, y, label, f"{name}, both cores per image", mode_label))
-        entries.append(_torch_row(model, x, y, mode, mode_label))
-        entries[-1][0]["model"] = label
+        for peer in (_torch_row, _onnxruntime_row):   # other engines on the same weights, timed with the rows
+            entries.append(peer(model, x, y, mode, mode_label))
+            entries[-1][0]["model"] = label
         timed = [(row, fn) for row, fn in entries if fn is not None]
         for (row, _), t in zip(timed, time_round_robin([fn for _, fn in timed], repeats=reps)):
             row.update({"seconds": t["median"], "images_per_s": len(x) / t["median"], "timings": t})
-            print(f"  {label:24s} {mode_label:9s} {row['row']:55s} {t['median']:8.4f} s  "
-                  f"acc {100 * row['accuracy']:.2f}%", flush=True)
+            print(f"  {mode_label}: {row['row']}: {t['median']:.4f} s, acc {100 * row['accuracy']:.2f}%", flush=True)
         rows += [row for row, _ in entries]
 
     # per-layer time breakdown of the main plans
@@ -260,6 +281,44 @@ def _sweeps(model, history, lowrank, x, y, args) -> dict:
                        "history + zero skip (combined, tau sweep)": hist_comb,
                        f"low-rank r={args.rank} + zero skip (margin sweep)": low},
             "points": {"dense": refs["dense"], "zero skipping (exact)": refs["zeroskip"]}}
+
+
+def _onnxruntime_row(model, x, y, mode, label):
+    """(row, the call to time) for ONNX Runtime's CPU engine on the same weights, exported with
+    pyann.interop.export_onnx; (row saying so, None) without onnxruntime (or onnx)."""
+    row = {"row": "ONNX Runtime CPU dense", "mode": label}
+    try:
+        import onnxruntime as ort
+        import onnx  # noqa: F401  (export_onnx needs it)
+    except ImportError as exc:
+        row["note"] = "not installed"
+        row["row"] = f"ONNX Runtime CPU dense (not installed: {exc.name or 'onnxruntime'})"
+        return row, None
+    import tempfile
+    from pyann.interop import export_onnx
+    with tempfile.TemporaryDirectory(prefix="pyann-bench-onnx-") as tmp:
+        path = export_onnx(model, Path(tmp) / "mlp5.onnx", (x.shape[1],))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, kernels.num_threads())   # the cores the C kernels use
+        opts.inter_op_num_threads = 1
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def batched():
+        return sess.run(["output"], {"input": x})[0]
+
+    width = int(sess.run(["output"], {"input": x[:1]})[0].shape[1])
+
+    def one():
+        out = np.empty((len(x), width), np.float32)
+        for i in range(len(x)):
+            out[i] = sess.run(["output"], {"input": x[i:i + 1]})[0][0]
+        return out
+
+    fn = batched if mode == "batched" else one
+    acc = float((fn().argmax(1) == y).mean())
+    row.update({"kernel": "onnxruntime", "accuracy": acc, "mac_share": 1.0, "onnxruntime": ort.__version__,
+                "threads": opts.intra_op_num_threads})
+    return row, fn
 
 
 def _torch_row(model, x, y, mode, label):

@@ -64,7 +64,8 @@ def check_strict_json(obj, what: str = "results") -> None:
         raise ValueError(f"{what} cannot be written as strict JSON: {exc}") from None
 
 
-def write_model_and_results(model_path, save_model: Callable[[Path], object], results_path, results: dict) -> None:
+def write_model_and_results(model_path, save_model: Callable[[Path], object], results_path, results: dict,
+                            dataset=None) -> None:
     """Write a model file (save_model(path) writes it) and the results.json describing it, as a
     pair: no interruption leaves an old results.json beside a new model.
 
@@ -74,9 +75,13 @@ def write_model_and_results(model_path, save_model: Callable[[Path], object], re
     pyann.io.write_together when it exists (both temporaries written before either rename;
     results.json records the model's size and sha256 under "companion_files", which
     io.check_together verifies); otherwise the model, then results.json recording the model's
-    sha256 as "model_sha256".
+    sha256 as "model_sha256". A results dict without a "provenance" record gets one
+    (pyann.provenance.stamp; `dataset`: the Dataset, else results["dataset"] names it).
     """
     from . import io
+    if "provenance" not in results:   # every results.json says how it was made (pyann.provenance)
+        from .provenance import stamp
+        results = stamp(dict(results), dataset=dataset if dataset is not None else results.get("dataset"))
     model_path, results_path = Path(model_path), Path(results_path)
     together = getattr(io, "write_together", None)
     if together is not None:

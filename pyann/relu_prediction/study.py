@@ -28,6 +28,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from ..io import save_arrays, write_json, write_text
+from ..provenance import stamp
 from ..train import PrintTable
 from . import paper
 from .activations import firing_rates
@@ -267,6 +268,7 @@ def run_study(dataset: Union[str, object] = "mnist", epochs: int = 20, seed: int
         "seconds": {"train_and_record": t_train},
         "files": {},
     }
+    stamp(results, dataset=data)   # version, commit, command line, machine, dataset identity
 
     sweep_result = sweep_hook(model, data, Path(out_dir) if out_dir is not None else None, seed) if sweep else None
     results["sweep"] = sweep_result if sweep_result is not None else {
@@ -412,7 +414,10 @@ def combine_studies(studies: Sequence, out_dir) -> dict:
         "table3": {r["dataset"]: r["table3"] for r in loaded},
         "final_test_accuracy_pct": {r["dataset"]: r["final_test_accuracy_pct"] for r in loaded},
         "files": {"figure2": "figure2_both.png", "report": "report.md", "results": "results.json"},
+        "studies_provenance": [r.get("provenance") for r in loaded],
     }
+    stamp(combined, dataset=[((r.get("provenance") or {}).get("dataset") or {}).get("name") or r["dataset"]
+                             for r in loaded])
     probe = loaded[0]["probe"]
     fig = plots.plot_agreement({_label(r["dataset"]): r["figure2"] for r in loaded},
                                notes={_label(r["dataset"]): r["figure2"].get("paper_shape") for r in loaded},

@@ -1,0 +1,112 @@
+"""What the benchmarks print and write: the ONNX Runtime peer row, the terminal table (tabulate,
+text left / numbers right, 120 columns), and the provenance record in the bench JSON."""
+import json
+import sys
+
+import numpy as np
+import pytest
+
+import pyann.data
+import pyann.recipes
+from bench.__main__ import main
+from bench.common import format_table
+from pyann.data import Dataset
+
+
+def _digits(n_train=600, n_test=200, seed=0):
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        y = rng.integers(0, 10, n)
+        x = np.zeros((n, 1, 28, 28), np.uint8)
+        for i, label in enumerate(y):
+            x[i, 0, 2 + 2 * label:4 + 2 * label, 4:24] = 255
+            x[i, 0][rng.random((28, 28)) < 0.05] = 90
+        return x, y.astype(np.int64)
+    (xtr, ytr), (xte, yte) = make(n_train), make(n_test)
+    return Dataset(xtr, ytr, xte, yte, name="mnist", source_path=None, classes=tuple(map(str, range(10))),
+                   official=False, notes=("synthetic digits for a test",))
+
+
+@pytest.fixture
+def tiny_relu_bench(monkeypatch):
+    """Runs `python -m bench relu` on synthetic digits with one tiny model: returns run(tmp, *extra)."""
+    data = _digits()
+    monkeypatch.setattr(pyann.data, "load", lambda name, **kw: data)
+    trained = {}
+
+    def fake_trained_model(name, dataset, seed=0, epochs=20, progress=None, activity_l1=0.0, **kw):
+        if activity_l1 not in trained:
+            trained[activity_l1] = pyann.recipes.mlp_recipe("mlp5", data, epochs=1, activity_l1=activity_l1,
+                                                            progress=False)
+        model, history = trained[activity_l1]
+        return model, history.to_dict()
+    monkeypatch.setattr(pyann.recipes, "trained_model", fake_trained_model)
+
+    def run(tmp_path, *extra):
+        argv = ["relu", "--n", "100", "--repeats", "1", "--repeats-one", "1", "--no-sweep",
+                "--no-latency-split", "--activity-l1", "0", "--out", str(tmp_path), *extra]
+        assert main(argv) == 0
+        return json.loads((tmp_path / "relu.json").read_text())
+    return run
+
+
+def test_onnxruntime_is_a_timed_peer_row_in_both_modes(tmp_path, tiny_relu_bench, capsys):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    result = tiny_relu_bench(tmp_path)
+    out = capsys.readouterr().out
+    rows = [r for r in result["rows"] if not r.get("quoted")]
+    for mode in ("batched", "one image"):
+        ort = next(r for r in rows if r["row"] == "ONNX Runtime CPU dense" and r["mode"] == mode)
+        numpy_row = next(r for r in rows if r["row"] == "NumPy dense" and r["mode"] == mode)
+        assert ort["seconds"] > 0 and ort["images_per_s"] > 0 and len(ort["timings"]["all"]) == 1
+        assert ort["speedup_vs_numpy"] == pytest.approx(numpy_row["seconds"] / ort["seconds"])
+        # the same weights: the same predictions up to float rounding on a near-tie
+        assert abs(ort["accuracy"] - numpy_row["accuracy"]) <= 0.02
+        assert ort["kernel"] == "onnxruntime" and ort["onnxruntime"]
+    assert "ONNX Runtime CPU dense" in out
+
+
+def test_onnxruntime_row_says_not_installed(tmp_path, tiny_relu_bench, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)   # import onnxruntime -> ImportError
+    result = tiny_relu_bench(tmp_path)
+    missing = [r for r in result["rows"] if r["row"].startswith("ONNX Runtime CPU dense")]
+    assert len(missing) == 2 and all(r["note"] == "not installed" and "seconds" not in r for r in missing)
+    assert all("not installed" in r["row"] for r in missing)
+
+
+def test_bench_table_fits_120_columns_text_left_numbers_right(tmp_path, tiny_relu_bench, capsys):
+    tiny_relu_bench(tmp_path, "--layers", "1,2,3,4")
+    out = capsys.readouterr().out
+    table_lines = [line for line in out.splitlines() if "NumPy dense" in line or "---" in line]
+    assert table_lines
+    assert max(len(line) for line in out.splitlines()) <= 120
+    numpy_line = next(line for line in out.splitlines() if line.startswith("NumPy dense"))
+    assert numpy_line.split()[:3] == ["NumPy", "dense", "batched"]   # text columns start at the left edge
+
+
+def test_format_table_alignment_and_width():
+    rows = [{"name": "a", "v": 1.5, "t": "x"}, {"name": "a much longer name " * 8, "v": 12345.25, "t": None}]
+    table = format_table(rows, [("name", "name", "s"), ("v", "value", ".2f"), ("t", "text", "s")], max_width=60)
+    lines = table.splitlines()
+    assert max(len(line) for line in lines) <= 60
+    header, rule = lines[0], lines[1]
+    assert header.startswith("name")
+    assert lines[2].startswith("a ")                  # text: left-aligned
+    v_end = rule.split("  ")[0].__len__() + 2 + len(rule.split("  ")[1])
+    assert lines[2][:v_end].endswith("1.50")           # numbers: right-aligned, flush with the rule
+    assert "12345.25" in table and "-" in lines[-1] or "-" in table   # a missing value prints as '-'
+
+
+def test_bench_json_records_provenance(tmp_path, tiny_relu_bench):
+    import pyann
+    result = tiny_relu_bench(tmp_path)
+    prov = result["provenance"]
+    assert prov["pyann_version"] == pyann.__version__
+    assert prov["git_commit"]                          # a hex commit here, "unknown" outside a checkout
+    assert prov["command_line"]
+    assert prov["machine"] == result["machine"]        # the machine the table header printed
+    ds = prov["dataset"]
+    assert ds["name"] == "mnist" and ds["official"] is False
+    assert len(ds["checksum"]["value"]) == 64
