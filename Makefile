@@ -24,12 +24,13 @@ test-fast:          ## the tests that need no real dataset
 	$(PYTHON) -m pytest -q -m "not realdata and not slow"
 
 SANITIZE_DIR := build/sanitize
+# --capture=sys: a sanitizer report is written by C to fd 2 just before the abort; pytest's fd capture would swallow it
 sanitize:           ## kernels built with AddressSanitizer + UBSan into build/sanitize; kernel, plan and data tests run on them
 	mkdir -p $(SANITIZE_DIR)
 	PYANN_SANITIZE=1 $(PYTHON) csrc/build_kernels.py $(SANITIZE_DIR) > $(SANITIZE_DIR).log 2>&1 || (cat $(SANITIZE_DIR).log; exit 1)
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1 PYANN_KERNELS_DIR=$(SANITIZE_DIR) HYPOTHESIS_PROFILE=sanitize \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/test_sanitize_build.py tests/test_kernels.py \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider --capture=sys tests/test_sanitize_build.py tests/test_kernels.py \
 	  tests/test_kernels_relu.py tests/test_kernels_runtime.py tests/test_kernels_properties.py tests/test_infer.py tests/data
 
 bench:              ## the main benchmark (ReLU prediction); `python -m bench all` runs every one

@@ -317,60 +317,15 @@ RECIPES = {"cnn3-mnist": cnn3_mnist, "wrn-cifar10": wrn_cifar10}
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pyann.cnn_recipes", description=__doc__.split("\n")[0])
-    parser.add_argument("recipe", choices=sorted(RECIPES) + ["report"],
-                        help="a recipe to run, or 'report' to redraw report.md and the figure of --out "
-                             "from its results.json")
-    parser.add_argument("--epochs", type=positive_int, default=None, help="default: 5 (cnn3); from --minutes (wrn)")
-    parser.add_argument("--minutes", type=positive_float, default=60.0,
-                        help="wrn time budget when --epochs is not given")
-    parser.add_argument("--depth", type=positive_int, default=16)
-    parser.add_argument("--width", type=positive_int, default=2)
-    parser.add_argument("--dropout", type=fraction, default=0.0)
-    parser.add_argument("--progressive", type=_parse_stages, default=None, metavar="SIZE:EPOCHS,...",
-                        help="wrn: low-resolution stages trained first (default 16:3,24:4; 'none' for "
-                             "32x32 throughout)")
-    parser.add_argument("--label-smoothing", type=fraction, default=None, help="wrn: default 0.1")
-    parser.add_argument("--batch-size", type=positive_int, default=None)
-    parser.add_argument("--lr", type=positive_float, default=None)
-    parser.add_argument("--workers", type=positive_int, default=None,
-                        help="wrn: data-parallel threads (default: one per core, shards of >= 16 images)")
-    parser.add_argument("--seed", type=seed_type, default=0)
-    parser.add_argument("--limit", type=positive_int, default=None, help="train on the first N images only")
-    parser.add_argument("--out", default=None,
-                        help="folder for the model, results.json, report.md, training-curve.png (and wrn checkpoints)")
-    args = parser.parse_args(argv)
-    if args.recipe == "report":
-        if args.out is None:
-            parser.error("report needs --out FOLDER (one holding a recipe's results.json)")
-        from . import io
-        path = Path(args.out) / "results.json"
-        # io.read_json puts back the non-finite numbers that strict JSON records as null
-        read = getattr(io, "read_json", None) or (lambda p: json.loads(Path(p).read_text()))
-        write_report(args.out, read(path))
-        print(f"wrote {Path(args.out) / 'report.md'} and {Path(args.out) / 'training-curve.png'}")
-        return 0
-    if args.out is not None:
-        try:
-            writable_folder(args.out)   # before loading data or training
-        except OutputFolderError as exc:
-            parser.error(str(exc))
-    kwargs = {"seed": args.seed, "out": args.out, "limit": args.limit}
-    for key in ("epochs", "batch_size", "lr"):
-        if getattr(args, key) is not None:
-            kwargs[key] = getattr(args, key)
-    if args.recipe == "wrn-cifar10":
-        kwargs.update(depth=args.depth, width=args.width, dropout=args.dropout, minutes=args.minutes)
-        for key in ("progressive", "label_smoothing", "workers"):
-            if getattr(args, key) is not None:
-                kwargs[key] = getattr(args, key)
-    from .train import ResumeMismatchError, TrainingDivergedError
-    try:
-        result = RECIPES[args.recipe](**kwargs)
-    except (TrainingDivergedError, ResumeMismatchError) as exc:
-        parser.exit(1, f"{parser.prog} {args.recipe}: error: {exc}\n")
-    print(f"test accuracy {100 * result['test']['accuracy']:.2f}%")
-    return 0
+    """`python -m pyann.cnn_recipes RECIPE ...`, kept as an alias: the recipes are subcommands of
+    the one command line now (`pyann cnn3-mnist`, `pyann wrn-cifar10`, `pyann report`)."""
+    import sys
+    from .cli import main as pyann_main
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-"):
+        print(f"note: `python -m pyann.cnn_recipes` moved: run `pyann {argv[0]}` (or `python -m pyann "
+              f"{argv[0]}`); `pyann --help` lists every command", file=sys.stderr)
+    return pyann_main(argv, prog="pyann")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """`python -m pyann relu-study`: the ReLU-prediction activation study from the shell.
 
-    python -m pyann relu-study --dataset mnist --epochs 20 --out runs/relu-study-mnist
-    python -m pyann relu-study --dataset all --epochs 20 --out 'runs/relu-study-{dataset}'
+    pyann relu-study --dataset mnist --epochs 20 --out runs/relu-study-mnist
+    pyann relu-study --dataset all --epochs 20 --out 'runs/relu-study-{dataset}'
         (mnist and fashion-mnist, then both side by side in runs/relu-study-both)
 
-`add_relu_study_parser(subparsers)` adds the subcommand to pyann's argparse subcommands and
-sets `func=cmd_relu_study`, which returns the exit code.
+`add_relu_study_parser(subparsers, **parser_kwargs)` adds the subcommand to pyann's argparse
+subcommands (pyann.cli) and sets `func=cmd_relu_study`, which returns the exit code.
 """
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ def cmd_relu_study(args) -> int:
     datasets = DATASETS if args.dataset == "all" else (args.dataset,)
     for folder in [_out(args, ds) for ds in datasets] + ([_out(args, "both")] if args.dataset == "all" else []):
         writable_folder(folder)
+    from ..cli.common import offline_env, prepare_data
+    offline_env(args)
+    for ds in datasets:   # each dataset found (or downloaded) before any training; the header says where
+        prepare_data(ds, args)
     if args.dataset != "all":
         _run_one(args, args.dataset)
         return 0
@@ -67,10 +71,12 @@ def _run_one(args, dataset: str) -> dict:
     return results
 
 
-def add_relu_study_parser(subparsers) -> argparse.ArgumentParser:
-    """Add `relu-study` to an argparse subparsers object; returns its parser."""
+def add_relu_study_parser(subparsers, **parser_kwargs) -> argparse.ArgumentParser:
+    """Add `relu-study` to an argparse subparsers object (parser_kwargs: parents,
+    formatter_class, ...); returns its parser."""
+    from ..cli.common import add_data_arguments
     p = subparsers.add_parser(
-        "relu-study", help="ReLU-prediction activation study: Table 1, Figure 2, Table 3, firing rates",
+        "relu-study", **parser_kwargs, help="ReLU-prediction activation study: Table 1, Figure 2, Table 3, firing rates",
         description="Train mlp5 with the project recipe, record every hidden layer's activation states on a "
                     "fixed probe set after each epoch, and write results.json, report.md (paper's numbers side "
                     "by side) and PNG figures.")
@@ -80,16 +86,16 @@ def add_relu_study_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=positive_int, default=20)
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--out", default=DEFAULT_OUT,
-                   help="output folder; '{dataset}' is replaced by the dataset name (default %(default)s)")
+                   metavar="DIR", help="output folder; '{dataset}' is replaced by the dataset name")
     p.add_argument("--probe", default="test", choices=["test", "train"],
-                   help="set the probe images are drawn from (default %(default)s: unseen images, as at inference)")
-    p.add_argument("--probe-size", type=non_negative_int, default=2000, help="probe images, 0 = the whole set (default %(default)s)")
+                   help="set the probe images are drawn from (test: unseen images, as at inference)")
+    p.add_argument("--probe-size", type=non_negative_int, default=2000, help="probe images, 0 = the whole set")
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--lr", type=positive_float, default=0.05, help="peak learning rate of the cosine schedule")
     p.add_argument("--activity-l1", type=non_negative_float, default=0.0,
                    help="L1 penalty on the hidden activations while training (the sparse-activation "
-                        "variant; 0 = the project recipe, default)")
-    p.add_argument("--data-root", default=None, help="dataset folder (default: $PYANN_DATA, cache, ...)")
+                        "variant; 0 = the project recipe)")
+    add_data_arguments(p)
     p.add_argument("--no-states", action="store_true", help="do not write states.npz (the packed per-epoch states)")
     p.add_argument("--no-sweep", action="store_true", help="skip the predictor sweep even if it is available")
     p.set_defaults(func=cmd_relu_study)
