@@ -31,9 +31,11 @@ from .io import write_text
 from .nn import build, save
 from .outputs import OutputFolderError, writable_folder, write_model_and_results
 from .parallel import DataParallel, available_cores
+from .provenance import stamp
 
 
-def _finish(model, history, test, out, name, config, target=None, flip_test=False, workers=1, started=None):
+def _finish(model, history, test, out, name, config, target=None, flip_test=False, workers=1, started=None,
+            dataset=None):
     """The final test accuracy (the last epoch's evaluation when it was on the whole test set at
     full size), and with flip_test also the accuracy with flip test-time augmentation, which the
     report gives beside the plain one. started: the recipe's time.perf_counter() at its start,
@@ -42,6 +44,7 @@ def _finish(model, history, test, out, name, config, target=None, flip_test=Fals
     last = history.last()
     whole_test = config.get("curve_images") is None
     result = {"recipe": name, "config": config, "history": history.epochs, "target": target}
+    stamp(result, dataset=dataset)   # version, commit, command line, machine, dataset identity
     if flip_test:
         result["test"], result["test_flip"] = _test_plain_and_flipped(model, test, workers)
     elif whole_test and "val_acc" in last and last.get("image_size", test[0].shape[-1]) == test[0].shape[-1]:
@@ -150,7 +153,7 @@ def cnn3_mnist(epochs: int = 5, batch_size: int = 128, lr: float = 0.05, momentu
     history = fit(model, (x_train, y_train), epochs, opt, batch_size=batch_size, validation=test,
                   callbacks=[PrintTable()], seed=seed, schedule=schedule, progress=progress,
                   config=dict(config, recipe="cnn3_mnist", dataset="mnist", official_data=ds.official, limit=limit))
-    return _finish(model, history, test, out, "cnn3_mnist", config, target=0.99)
+    return _finish(model, history, test, out, "cnn3_mnist", config, target=0.99, dataset=ds)
 
 
 def wrn_cifar10(depth: int = 16, width: int = 2, dropout: float = 0.0, epochs: int | None = None,
@@ -233,7 +236,7 @@ def wrn_cifar10(depth: int = 16, width: int = 2, dropout: float = 0.0, epochs: i
               "progressive": stages, "minutes_budget": minutes, "workers": workers, "curve_images": curve_images,
               "official_data": ds.official}
     return _finish(model, history, test, out, f"wrn{depth}_{width}_cifar10", config, target=0.85, flip_test=True,
-                   workers=workers, started=started)
+                   workers=workers, started=started, dataset=ds)
 
 
 def _full_epochs_for_budget(model, x, y, batch_size, augment, minutes, n_eval, eval_batch_size, workers=1,
