@@ -4,6 +4,13 @@ An optimiser updates Parameter.data in place from Parameter.grad. Weight decay (
 the gradient) applies by default only to parameters marked `decay=True` (weights, not biases or
 normalisation parameters); `decay_all=True` applies it to every parameter.
 
+Pruned parameters (Parameter.mask, see pyann.nn.module) stay pruned whatever the update rule:
+every step reads the mask afresh (so pruning after the optimiser was built, or during fit, is
+seen), zeroes the gradient's pruned entries after weight decay is added, updates, then sets the
+pruned weights and this optimiser's per-weight state there (velocity, Adam's moments) back to
+exactly 0. Masking the gradient alone would not do: momentum or moments gathered before pruning
+would still move a pruned weight; re-zeroing the weight alone would leave that state to grow.
+
 A schedule is a callable `lr(epoch_progress) -> float`, where epoch_progress is a float epoch
 (epoch 2, half way through = 2.5); the training loop sets `optimizer.lr` before every step.
 
@@ -39,10 +46,23 @@ class Optimizer:
     def step(self) -> None:
         self.steps += 1
         for i, p in enumerate(self.params):
-            self._update(i, p, self._grad(p))
+            mask = getattr(p, "mask", None)
+            g = self._grad(p)
+            if mask is not None:
+                g = np.where(mask, g, g.dtype.type(0))
+            self._update(i, p, g)
+            if mask is not None:
+                pruned = ~mask
+                np.copyto(p.data, 0, where=pruned)
+                for state in self._slots(i):
+                    np.copyto(state, 0, where=pruned)
 
     def _update(self, i, p, g):
         raise NotImplementedError
+
+    def _slots(self, i) -> list:
+        """This optimiser's per-weight state arrays of parameter i (shaped like it)."""
+        return []
 
     def config(self) -> dict:
         """The hyperparameters that define this optimiser (lr as constructed), as JSON values."""
@@ -103,6 +123,9 @@ class SGD(Optimizer):
         v += g
         p.data -= self.lr * (g + self.momentum * v if self.nesterov else v)
 
+    def _slots(self, i):
+        return [self.velocity[i]] if self.velocity else []
+
     def config(self):
         return dict(super().config(), momentum=float(self.momentum), nesterov=bool(self.nesterov))
 
@@ -143,6 +166,9 @@ class Adam(Optimizer):
         v += (1.0 - self.beta2) * (g * g)
         step = self.lr / self._c1
         p.data -= step * m / (np.sqrt(v / self._c2) + self.eps)
+
+    def _slots(self, i):
+        return [self.m[i], self.v[i]]
 
     def config(self):
         return dict(super().config(), betas=[float(self.beta1), float(self.beta2)], eps=float(self.eps))

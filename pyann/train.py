@@ -449,6 +449,7 @@ def _check_model_state(model: Module, state: dict) -> None:
     the right shape and finite. Changes nothing."""
     targets = {name: p.data for name, p in model.named_parameters()}
     targets.update(dict(model.named_buffers()))
+    targets.update(dict(model.named_masks()))   # a pruned model's masks (pyann.pruning)
     missing, unexpected = sorted(set(targets) - set(state)), sorted(set(state) - set(targets))
     if missing or unexpected:
         raise ValueError(f"model state does not fit the model: missing keys {missing}, unexpected keys {unexpected}")

@@ -28,7 +28,11 @@ class Conv2d(Module):
 
     weight (out_channels, in_channels / groups, k, k), He-initialised with
     fan_in = in_channels / groups * k * k. groups == in_channels == out_channels is depthwise.
+    The weight is prunable (Module.set_mask); backward then returns zero gradient for its
+    pruned entries.
     """
+
+    prunable = ("weight",)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
                  padding: int = 0, dilation: int = 1, groups: int = 1, bias: bool = True,
@@ -67,7 +71,7 @@ class Conv2d(Module):
     def backward(self, dy):
         dx, dw, db = ops.conv2d_backward(dy, self._cache, self.input_grad)
         self._cache = None   # drop the columns: they are the largest array a step holds
-        self.weight.grad = dw
+        self.weight.grad = dw if self.weight.mask is None else np.where(self.weight.mask, dw, dw.dtype.type(0))
         if self.bias is not None:
             self.bias.grad = db
         return dx

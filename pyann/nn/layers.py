@@ -11,8 +11,11 @@ from .module import Module, positive_int
 class Linear(Module):
     """y = x @ weight + bias. x (N, in_features) -> y (N, out_features).
 
-    weight (in_features, out_features) is stored the way the C kernels read it.
+    weight (in_features, out_features) is stored the way the C kernels read it. The weight is
+    prunable (Module.set_mask); backward then returns zero gradient for its pruned entries.
     """
+
+    prunable = ("weight",)
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  init_name: str = "he_normal", rng=None):
@@ -37,7 +40,7 @@ class Linear(Module):
 
     def backward(self, dy):
         dx, dw, db = ops.linear_backward(dy, self._cache, self.input_grad)
-        self.weight.grad = dw
+        self.weight.grad = dw if self.weight.mask is None else np.where(self.weight.mask, dw, dw.dtype.type(0))
         if self.bias is not None:
             self.bias.grad = db
         return dx

@@ -4,9 +4,20 @@ is saved but not trained, such as BatchNorm running statistics) and child module
 
 Each module class registers itself by name so that an architecture can be written as JSON
 (`spec()`) and rebuilt without pickle (`Module.from_spec`).
+
+Pruning masks. A layer lists the parameters that may be pruned in `prunable` (Linear and
+Conv2d: ("weight",); biases never). A pruned parameter carries a bool `mask` of its own shape
+(True = kept) and its pruned entries are exactly 0. The mask is model state like a buffer: it is
+saved and loaded as the entry `<parameter>_mask` ("0.weight_mask"), and the architecture
+(`spec()`) names the masked parameters (a root-level "masks" list of dotted names), so a model
+file's declared arrays include its masks and `nn.load` restores them. Masks are kept apart from
+buffers on purpose: data-parallel replicas average their buffers after every forward, and a
+mask must never be averaged. The optimisers (pyann.optim) apply the mask to the gradient and
+re-zero pruned entries after every step, so no update rule can revive a pruned weight.
 """
 from __future__ import annotations
 
+import contextvars
 import numbers
 from typing import Dict, Iterator, List, Tuple
 
@@ -17,21 +28,52 @@ from . import init
 
 class Parameter:
     """A trainable array and its gradient. `decay` says whether weight decay applies to it by
-    default (weights yes; biases and normalisation parameters no)."""
+    default (weights yes; biases and normalisation parameters no). `mask`: None, or a bool
+    array of data's shape when the parameter is pruned (False entries are held at 0; see the
+    module docstring)."""
 
-    __slots__ = ("data", "grad", "decay")
+    __slots__ = ("data", "grad", "decay", "mask")
 
     def __init__(self, data: np.ndarray, decay: bool = True):
         self.data = data
         self.grad = init.zeros_like(data)
         self.decay = decay
+        self.mask = None
 
     def __repr__(self) -> str:
-        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype}, decay={self.decay})"
+        masked = "" if self.mask is None else f", kept={int(np.count_nonzero(self.mask))}/{self.mask.size}"
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype}, decay={self.decay}{masked})"
+
+
+MASK_SUFFIX = "_mask"
+
+# depth of nested spec() calls: only the outermost one records the masks (see Module.spec)
+_SPEC_DEPTH = contextvars.ContextVar("pyann_spec_depth", default=0)
+
+
+def check_mask(owner: str, mask, shape: tuple) -> np.ndarray:
+    """mask as a C-contiguous bool array of `shape`, else ValueError naming owner: a mask must
+    say kept/pruned exactly, so 0/1 floats or ints are refused rather than guessed at."""
+    if not isinstance(mask, np.ndarray):
+        raise ValueError(f"{owner}: a mask must be a numpy bool array, got {type(mask).__name__}")
+    if mask.dtype != np.bool_:
+        raise ValueError(f"{owner}: a mask must have dtype bool, got {mask.dtype} "
+                         f"(use `mask != 0` to make one)")
+    if mask.shape != tuple(shape):
+        raise ValueError(f"{owner}: mask shape {mask.shape} does not match the parameter's {tuple(shape)}")
+    return np.ascontiguousarray(mask)
+
+
+def enforce_mask(p: Parameter) -> None:
+    """Set the pruned entries of p.data to exactly +0 (in place: replicas share the array)."""
+    if p.mask is not None:
+        np.copyto(p.data, 0, where=~p.mask)
 
 
 class Module:
     registry: Dict[str, type] = {}
+    # parameters that pruning may mask (Linear/Conv2d: the weight; never a bias)
+    prunable: Tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -121,17 +163,50 @@ class Module:
     def num_parameters(self) -> int:
         return int(sum(p.data.size for p in self.parameters()))
 
+    # ---- pruning masks ----------------------------------------------------------------------
+    def set_mask(self, name: str, mask: np.ndarray) -> None:
+        """Prune parameter `name` of this module with `mask` (bool, the parameter's shape, True
+        = kept): the mask is copied and the pruned entries of the parameter become 0 in place.
+        ValueError for a parameter that is not prunable here, or a mask of another shape or
+        dtype. The new mask replaces any previous one (pyann.pruning only ever narrows it)."""
+        p = self._prunable_param(name)
+        p.mask = check_mask(f"{type(self).__name__}.{name}", mask, p.data.shape).copy()
+        enforce_mask(p)
+
+    def clear_mask(self, name: str) -> None:
+        """Drop parameter `name`'s mask; its values (zeros included) stay as they are."""
+        self._prunable_param(name).mask = None
+
+    def _prunable_param(self, name: str) -> Parameter:
+        if name not in self.prunable or name not in self._params:
+            raise ValueError(f"{type(self).__name__} has no prunable parameter {name!r}; "
+                             f"prunable: {[n for n in self.prunable if n in self._params]}")
+        return self._params[name]
+
+    def named_masks(self, prefix: str = "") -> Iterator[Tuple[str, np.ndarray]]:
+        """(state name "<parameter>_mask", mask) of every masked parameter, in module order."""
+        for name, p in self.named_parameters(prefix):
+            if p.mask is not None:
+                yield name + MASK_SUFFIX, p.mask
+
+    def enforce_masks(self) -> None:
+        """Zero every pruned entry again: for code that wrote weights directly."""
+        for p in self.parameters():
+            enforce_mask(p)
+
     # ---- state ----------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, np.ndarray]:
-        """Every parameter and buffer by dotted name, as copies."""
+        """Every parameter, buffer and mask ("<parameter>_mask") by dotted name, as copies."""
         state = {name: p.data.copy() for name, p in self.named_parameters()}
         state.update({name: b.copy() for name, b in self.named_buffers()})
+        state.update({name: m.copy() for name, m in self.named_masks()})
         return state
 
     def state_shapes(self) -> Dict[str, Tuple[tuple, np.dtype]]:
-        """(shape, dtype) of every parameter and buffer by dotted name, without copying."""
+        """(shape, dtype) of every parameter, buffer and mask by dotted name, without copying."""
         shapes = {name: (p.data.shape, p.data.dtype) for name, p in self.named_parameters()}
         shapes.update({name: (b.shape, b.dtype) for name, b in self.named_buffers()})
+        shapes.update({name: (m.shape, m.dtype) for name, m in self.named_masks()})
         return shapes
 
     def check_state_dict(self, state: Dict[str, np.ndarray], strict: bool = True) -> List[str]:
@@ -153,6 +228,15 @@ class Module:
             problem = _value_problem(state[name], targets[name][1])
             if problem:
                 raise ValueError(f"{name!r} {problem}")
+        for name in names:
+            # a file whose pruned weights are not 0 contradicts itself: refuse it rather than
+            # silently change the predictions it was saved with
+            weight = name[:-len(MASK_SUFFIX)] if name.endswith(MASK_SUFFIX) else None
+            if weight is not None and weight in state:
+                revived = int(np.count_nonzero(state[weight][~state[name]]))
+                if revived:
+                    raise ValueError(f"{weight!r} holds {revived} nonzero values where {name!r} is False "
+                                     f"(a pruned weight must be exactly 0)")
         return names
 
     def load_state_dict(self, state: Dict[str, np.ndarray], strict: bool = True) -> None:
@@ -165,13 +249,17 @@ class Module:
         that casts without changing values (else ValueError): a float target takes any float
         width whose values fit its range (float64 or float16 into float32 is cast), never an
         int, bool or complex array; an integer buffer takes integers within its range; any
-        other target needs its exact dtype.
+        other target needs its exact dtype (a mask: bool). A weight that is nonzero where its
+        mask (in the same state) is False is refused. After copying, every masked parameter's
+        pruned entries are zeroed again (strict=False may bring a weight without its mask).
         """
         names = self.check_state_dict(state, strict)
         targets = {name: p.data for name, p in self.named_parameters()}
         targets.update(dict(self.named_buffers()))
+        targets.update(dict(self.named_masks()))
         for name in names:
             targets[name][...] = state[name]
+        self.enforce_masks()
 
     @staticmethod
     def declared_state(spec: dict, max_arrays: int | None = None) -> Dict[str, Tuple[tuple, np.dtype]]:
@@ -202,7 +290,19 @@ class Module:
         return cls(**config)
 
     def spec(self) -> dict:
-        return {"type": type(self).__name__, "config": self.config()}
+        """{"type", "config"}, plus "masks" (dotted names of the masked parameters below this
+        module) when any is masked. Only the outermost spec() call lists masks, so a
+        container's config, which holds its children's specs, repeats none of them."""
+        token = _SPEC_DEPTH.set(_SPEC_DEPTH.get() + 1)
+        try:
+            spec = {"type": type(self).__name__, "config": self.config()}
+        finally:
+            _SPEC_DEPTH.reset(token)
+        if _SPEC_DEPTH.get() == 0:
+            masked = [name for name, p in self.named_parameters() if p.mask is not None]
+            if masked:
+                spec["masks"] = masked
+        return spec
 
     @staticmethod
     def from_spec(spec: dict) -> "Module":
@@ -221,11 +321,33 @@ class Module:
         if not isinstance(config, dict):
             raise ValueError(f"{spec['type']}: config must be a dict, got {_short(config)}")
         try:
-            return cls.from_config(config)
+            module = cls.from_config(config)
         except (TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
             # a key the constructor does not take or needs, a value of the wrong type
             raise ValueError(f"cannot build {spec['type']} from config {_short(config)}: "
                              f"{type(exc).__name__}: {exc}") from exc
+        if "masks" in spec:
+            module._declare_masks(spec["masks"])
+        return module
+
+    def _declare_masks(self, names) -> None:
+        """Give each named parameter an all-kept mask (the file's arrays fill it in), or
+        ValueError naming what cannot be masked."""
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"{type(self).__name__}: 'masks' must be a list of parameter names, "
+                             f"got {_short(names)}")
+        modules = dict(_named_modules(self))
+        for name in names:
+            owner, _, pname = name.rpartition(".")
+            module = modules.get(owner)
+            if module is None or pname not in module.prunable or pname not in module._params:
+                prunable = [f"{m}.{n}" if m else n for m, mod in modules.items()
+                            for n in mod.prunable if n in mod._params]
+                raise ValueError(f"{type(self).__name__}: cannot mask {name!r}: not a prunable "
+                                 f"parameter of this architecture (prunable: {_short(prunable)})")
+            p = module._params[pname]
+            if p.mask is None:
+                p.mask = init.ones(p.data.shape, np.bool_)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if not isinstance(v, (list, dict)))
@@ -234,6 +356,13 @@ class Module:
             return head
         body = "\n".join(f"  ({n}): " + repr(c).replace("\n", "\n  ") for n, c in self._children.items())
         return f"{head[:-1]}\n{body}\n)" if args else f"{type(self).__name__}(\n{body}\n)"
+
+
+def _named_modules(module: "Module", prefix: str = ""):
+    """(dotted path, module) of module and everything below it; the root's path is ""."""
+    yield prefix, module
+    for name, child in module.children():
+        yield from _named_modules(child, f"{prefix}.{name}" if prefix else name)
 
 
 def positive_int(owner: str, name: str, value, minimum: int = 1) -> int:

@@ -11,9 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from ..io import atomic_write, load_arrays, npz_writer, read_meta
 from .init import TooManyArrays
-from .module import Module, check_fit
+from .module import MASK_SUFFIX, Module, _named_modules, check_fit
 
 FORMAT = "pyann-model/1"
 
@@ -88,23 +90,66 @@ def load(path) -> Module:
     return model
 
 
+def _addable_masks(model: Module, names) -> dict:
+    """{mask state name: the Parameter it would mask} for the masks among `names` that the
+    model does not hold but could: a pruned model's file loads into the unpruned model."""
+    modules = dict(_named_modules(model))
+    found = {}
+    for name in names:
+        if not name.endswith(MASK_SUFFIX):
+            continue
+        owner, _, pname = name[:-len(MASK_SUFFIX)].rpartition(".")
+        module = modules.get(owner)
+        if module is not None and pname in module.prunable and pname in module._params \
+                and module._params[pname].mask is None:
+            found[name] = module._params[pname]
+    return found
+
+
+def _mask_hint(model: Module, exc: Exception) -> str:
+    """Why a pruned model refused a file without masks, when that is the mismatch."""
+    own = {name for name, _ in model.named_masks()}
+    text = exc.args[0] if exc.args else ""
+    if own and isinstance(exc, KeyError) and "unexpected keys []" in text \
+            and all(repr(n) in text for n in own):
+        return (f"; the model is pruned (masks {sorted(own)}) but the file has no masks: load it "
+                f"with strict=False to keep the model's masks (the loaded weights are zeroed where "
+                f"they are pruned), or drop them first with pyann.pruning.make_permanent")
+    return ""
+
+
 def load_into(model: Module, path, strict: bool = True) -> dict:
     """Load the weights at `path` into an existing model; returns the saved metadata.
 
     A file saved for another architecture raises ValueError naming the missing and unexpected
     keys (or the first differing shape or dtype), and leaves the model untouched.
+
+    Masks: a file of a pruned model loads into the same model unpruned: the model takes the
+    file's masks (its masked layers are then those of the file). A file without masks loads
+    into a pruned model only with strict=False, which keeps the model's masks and zeroes the
+    loaded weights where they are pruned; strict=True says so in its error.
     """
+    addable = {}
+
     def check(meta, headers):
         _check_meta(path, meta)
+        addable.update(_addable_masks(model, headers))
+        targets = model.state_shapes()
+        targets.update({name: (p.data.shape, np.dtype(np.bool_)) for name, p in addable.items()})
         try:
-            check_fit(model.state_shapes(), headers, strict)
+            check_fit(targets, headers, strict)
         except (KeyError, ValueError) as exc:
-            raise _fit_error(path, exc, "saved for another architecture") from None
+            raise ValueError(f"{path}: saved for another architecture: "
+                             f"{exc.args[0] if exc.args else exc}{_mask_hint(model, exc)}") from None
 
     arrays, meta = load_arrays(path, check=check)
+    for p in addable.values():     # all kept until the file's masks are copied in
+        p.mask = np.ones(p.data.shape, np.bool_)
     try:
         model.load_state_dict(arrays, strict=strict)
     except (KeyError, ValueError, TypeError) as exc:
+        for p in addable.values():  # load_state_dict changed nothing: undo the masks too
+            p.mask = None
         raise _fit_error(path, exc, "saved for another architecture") from None
     return meta.get("metadata", {})
 
