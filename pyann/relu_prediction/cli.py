@@ -56,17 +56,8 @@ def _run_one(args, dataset: str) -> dict:
                               probe_size=None if args.probe_size == 0 else args.probe_size, root=args.data_root,
                               batch_size=args.batch_size, lr=args.lr, save_states=not args.no_states,
                               sweep=not args.no_sweep, activity_l1=args.activity_l1)
-    t1, t3 = results["table1"], results["table3"]
-    print("\nTable 1, test accuracy (%): " + ", ".join(
-        f"epoch {e}: {a:.2f}" + (f" (paper {p:.2f})" if p is not None else "")
-        for e, a, p in zip(t1["epochs"], t1["accuracy_pct"], t1["paper_pct"] or [None] * len(t1["epochs"]))))
-    print("Table 3, active neurons on the test set (%): " + ", ".join(
-        f"layer {k}: {a:.2f}" + (f" (paper {p:.2f})" if p is not None else "")
-        for k, (a, p) in enumerate(zip(t3["active_pct"], t3["paper_pct"] or [None] * len(t3["active_pct"])), 1)))
-    f2 = results["figure2"]
-    if f2["epochs"]:
-        print(f"Figure 2, P(state_e = state_(e-1)) at epoch {f2['epochs'][-1]} (%): " + ", ".join(
-            f"layer {k}: {layer[-1]:.2f}" for k, layer in enumerate(f2["agreement_pct"], 1)))
+    from .report import terminal_summary
+    print("\n" + terminal_summary(results))   # says what could not be computed on a short run, and why
     print(f"wrote {', '.join(results['files'].values())} to {out}/")
     return results
 

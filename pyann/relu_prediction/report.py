@@ -33,6 +33,17 @@ def _yes_no(v) -> str:
     return "–" if v is None else ("yes" if v else "no")
 
 
+def _epochs_text(epochs) -> str:
+    epochs = [str(e) for e in epochs]
+    if not epochs:
+        return "none"
+    return epochs[0] if len(epochs) == 1 else ", ".join(epochs[:-1]) + " and " + epochs[-1]
+
+
+def _trained_epochs(results: dict) -> int:
+    return len(results.get("table1", {}).get("all_epochs") or []) or results.get("recipe", {}).get("epochs", 0)
+
+
 def render_report(results: dict) -> str:
     name = results["dataset"]
     label = DATASET_LABELS.get(name, name)
@@ -47,7 +58,8 @@ def render_report(results: dict) -> str:
     add(f"Paper: *{results['paper']}*. Our numbers come from one training run of `{results['model']}` "
         f"(hidden widths {results['hidden_widths']}) with `{rec['name']}` ({rec['optimizer']}, batch "
         f"{rec['batch_size']}, peak lr {rec['lr']}), {rec['epochs']} epochs, seed {rec['seed']}. "
-        f"Final test accuracy: **{_f(results['final_test_accuracy_pct'])} %**.")
+        + (f"Final test accuracy: **{_f(results['final_test_accuracy_pct'])} %**."
+           if results.get("final_test_accuracy_pct") is not None else "The test accuracy was not measured."))
     if not results.get("official_data", True):
         add("\n**Data note:** the dataset files are not the official ones (checksum mismatch or custom arrays); "
             "numbers are not comparable with the paper's.")
@@ -56,20 +68,31 @@ def render_report(results: dict) -> str:
 
     # Table 1
     add("## Table 1: test accuracy while training (%)\n")
+    n_epochs = _trained_epochs(results)
+    missing = [e for e in paper.TABLE1_EPOCHS if e not in t1["epochs"]]
     if not t1["epochs"]:
-        add(f"The run is shorter than the paper's first reported epoch ({paper.TABLE1_EPOCHS[0]}).\n")
-    header = ["epoch"] + [str(e) for e in t1["epochs"]]
-    rows = [["pyann"] + [_f(a) for a in t1["accuracy_pct"]]]
-    if t1.get("paper_pct"):
-        rows.append(["paper"] + [_f(a) for a in t1["paper_pct"]])
-        rows.append(["difference (points)"] + [_f(d, signed=True) for d in t1["diff_pct"]])
+        add(f"Not comparable with the paper: its Table 1 reports epochs {_epochs_text(paper.TABLE1_EPOCHS)}, "
+            f"and this run trained {n_epochs} epoch{'s' if n_epochs != 1 else ''}, so it reached none of them. "
+            "The accuracy at every epoch the run has is below.\n")
     else:
-        rows.append(["paper"] + ["–"] * len(t1["epochs"]))
-    add(md_table(header, rows))
+        header = ["epoch"] + [str(e) for e in t1["epochs"]]
+        rows = [["pyann"] + [_f(a) for a in t1["accuracy_pct"]]]
+        if t1.get("paper_pct"):
+            rows.append(["paper"] + [_f(a) for a in t1["paper_pct"]])
+            rows.append(["difference (points)"] + [_f(d, signed=True) for d in t1["diff_pct"]])
+        add(md_table(header, rows))
+        if not t1.get("paper_pct"):
+            add(f"\nThe paper's Table 1 has no values for {label} (it reports MNIST and Fashion-MNIST).")
+        if missing:
+            add(f"\nEpoch{'s' if len(missing) > 1 else ''} {_epochs_text(missing)} of the paper's table "
+                f"{'were' if len(missing) > 1 else 'was'} not reached: this run trained {n_epochs} epochs.")
     if files.get("accuracy"):
         add(f"\n![test accuracy per epoch]({files['accuracy']})\n")
-    add("Accuracy at every epoch (%): " + ", ".join(
-        f"{e}: {_f(a)}" for e, a in zip(t1["all_epochs"], t1["all_accuracy_pct"])) + "\n")
+    measured = [(e, a) for e, a in zip(t1["all_epochs"], t1["all_accuracy_pct"]) if a is not None]
+    if measured:
+        add("Accuracy at every epoch (%): " + ", ".join(f"{e}: {_f(a)}" for e, a in measured) + "\n")
+    else:
+        add("No epoch's test accuracy was measured (the run had no validation set).\n")
 
     # Figure 2
     add("## Figure 2: probability that a neuron's state equals its state at the previous epoch (%)\n")
@@ -86,21 +109,30 @@ def render_report(results: dict) -> str:
         rows.append([str(e), "–" if lrs[i] is None else f"{lrs[i]:.2e}"]
                     + [_f(f2["agreement_pct"][k][i]) for k in range(n_layers)]
                     + [_f(f2["stay_off_pct"][k][i]) for k in range(n_layers)])
-    add(md_table(header, rows))
-    if files.get("figure2"):
+    if rows:
+        add(md_table(header, rows))
+    else:
+        add(f"Not computed: each value compares a neuron's state at one epoch with its state at the epoch "
+            f"before, so it needs at least 2 epochs; this run trained {n_epochs}.")
+    if files.get("figure2") and rows:
         add(f"\n![Figure 2]({files['figure2']})\n")
     checks = f2.get("checks", {})
-    add("The paper gives Figure 2 as a picture without numbers; its text says: "
+    add("\nThe paper gives Figure 2 as a picture without numbers; its text says: "
         f"*{f2.get('paper_shape') or 'nothing for this dataset'}*. On our curves:\n")
-    add(f"- rises with training (last epoch above epoch 2 in every layer): **{_yes_no(checks.get('rises_with_training'))}**"
-        + (f" (per layer: {', '.join(_yes_no(r) for r in checks['rises_by_layer'])})" if checks.get("rises_by_layer") else ""))
-    add(f"- higher in deeper layers (mean over epochs {f2['epochs'][0] if f2['epochs'] else '–'}–"
-        f"{f2['epochs'][-1] if f2['epochs'] else '–'} strictly increasing from layer 1 to {n_layers}): "
-        f"**{_yes_no(checks.get('deeper_is_higher'))}**; means "
-        + ", ".join(_f(v) for v in checks.get("mean_by_layer_pct", []))
-        + f" %, spread {_f(checks.get('layer_spread_pct'))} points; last epoch "
-        + ", ".join(_f(v) for v in checks.get("final_by_layer_pct", [])) + " %")
-    if f2.get("lr") and f2["lr"][-1] is not None and f2["lr"][0]:
+    if checks.get("rises_with_training") is None:
+        add(f"- neither statement could be checked: both compare epochs of the curves, which needs values at "
+            f"2 or more epochs (a run of at least 3 epochs); this run has {len(f2['epochs'])} "
+            f"(it trained {n_epochs} epoch{'s' if n_epochs != 1 else ''}).")
+    else:
+        add(f"- rises with training (last epoch above epoch {f2['epochs'][0]} in every layer): "
+            f"**{_yes_no(checks.get('rises_with_training'))}**"
+            + (f" (per layer: {', '.join(_yes_no(r) for r in checks['rises_by_layer'])})" if checks.get("rises_by_layer") else ""))
+        add(f"- higher in deeper layers (mean over epochs {f2['epochs'][0]}–{f2['epochs'][-1]} strictly increasing "
+            f"from layer 1 to {n_layers}): **{_yes_no(checks.get('deeper_is_higher'))}**; means "
+            + ", ".join(_f(v) for v in checks["mean_by_layer_pct"])
+            + f" %, spread {_f(checks['layer_spread_pct'])} points; last epoch "
+            + ", ".join(_f(v) for v in checks["final_by_layer_pct"]) + " %")
+    if len(f2.get("lr") or []) >= 2 and f2["lr"][-1] is not None and f2["lr"][0]:
         add(f"- caveat: the recipe's cosine schedule takes the learning rate from {f2['lr'][0]:.2e} "
             f"(end of epoch {f2['epochs'][0]}) to {f2['lr'][-1]:.2e} (end of epoch {f2['epochs'][-1]}); "
             "the weights move less and less, so part of the late rise toward 100 % is the schedule, not "
@@ -118,8 +150,6 @@ def render_report(results: dict) -> str:
     if t3.get("paper_pct"):
         rows.append(["paper (MNIST test)"] + [_f(v) for v in t3["paper_pct"]])
         rows.append(["difference, test (points)"] + [_f(d, signed=True) for d in t3["diff_pct"]])
-    else:
-        rows.append(["paper"] + ["–"] * len(t3["active_pct"]))
     add(md_table(header, rows))
     t3c = t3.get("checks") or {}
     if not t3.get("paper_pct"):
@@ -153,7 +183,9 @@ def render_report(results: dict) -> str:
     # sweep
     add("## Accuracy vs executed multiply-adds per predictor\n")
     sweep = results.get("sweep") or {}
-    if sweep.get("status", "").startswith(("not available", "failed")):
+    if sweep.get("status", "").startswith("skipped"):
+        add(f"Not computed: {sweep['status']}.\n")
+    elif sweep.get("status", "").startswith(("not available", "failed")):
         add(f"Not included ({sweep['status']}). The study calls "
             "`pyann.relu_prediction.study.sweep_hook`, which picks it up once it exists.\n")
     else:
@@ -162,9 +194,9 @@ def render_report(results: dict) -> str:
     add("## Files\n")
     add("\n".join(f"- `{v}`" for v in files.values()) or "- (none written)")
     secs = results.get("seconds", {})
-    if secs:
-        add(f"\nTraining and recording took {_f(secs.get('train_and_record'), 0)} s; the whole study "
-            f"{_f(secs.get('total'), 0)} s.")
+    if secs.get("train_and_record") is not None and secs.get("total") is not None:
+        add(f"\nTraining and recording took {_f(secs['train_and_record'], 0)} s; the whole study "
+            f"{_f(secs['total'], 0)} s.")
     return "\n".join(out) + "\n"
 
 
@@ -197,10 +229,16 @@ def render_combined_report(combined: dict) -> str:
         theirs = dict(zip(t1["epochs"], t1["paper_pct"] or []))
         label = DATASET_LABELS.get(n, n)
         rows.append([f"{label}, pyann"] + [_f(ours.get(e)) for e in epochs])
-        rows.append([f"{label}, paper"] + [_f(theirs.get(e)) for e in epochs])
-    add(md_table(["epoch"] + [str(e) for e in epochs], rows))
+        if t1.get("paper_pct"):
+            rows.append([f"{label}, paper"] + [_f(theirs.get(e)) for e in epochs])
+    if epochs:
+        add(md_table(["epoch"] + [str(e) for e in epochs], rows))
+    else:
+        add(f"Not comparable with the paper: its Table 1 reports epochs {_epochs_text(paper.TABLE1_EPOCHS)}, "
+            "and these runs reached none of them; each dataset's report lists the accuracy at every epoch.")
     add("\n## Figure 2: probability that a neuron's state equals its state at the previous epoch (%)\n")
-    add(f"![Figure 2, both datasets]({combined['files']['figure2']})\n")
+    if any(combined["figure2"][n]["epochs"] for n in names):
+        add(f"![Figure 2, both datasets]({combined['files']['figure2']})\n")
     header = ["dataset", "epoch"]
     n_layers = max(len(combined["figure2"][n]["agreement_pct"]) for n in names)
     header += [f"layer {k}" for k in range(1, n_layers + 1)]
@@ -211,7 +249,10 @@ def render_combined_report(combined: dict) -> str:
             continue
         for i in sorted({0, len(f2["epochs"]) // 2, len(f2["epochs"]) - 1}):
             rows.append([DATASET_LABELS.get(n, n), str(f2["epochs"][i])] + [_f(layer[i]) for layer in f2["agreement_pct"]])
-    add(md_table(header, rows, align="ll" + "r" * n_layers))
+    if rows:
+        add(md_table(header, rows, align="ll" + "r" * n_layers))
+    else:
+        add("Not computed: each value compares an epoch with the one before, so it needs runs of at least 2 epochs.")
     add("\nThe paper (no numbers, text only): " + "; ".join(
         f"{DATASET_LABELS.get(n, n)}: *{combined['figure2'][n].get('paper_shape') or '–'}*" for n in names) + ".\n")
     add("## Table 3: share of active neurons per hidden layer, test set (%)\n")
@@ -225,3 +266,29 @@ def render_combined_report(combined: dict) -> str:
             rows.append([f"{label}, paper"] + [_f(v) for v in t3["paper_pct"]])
     add(md_table([""] + [f"layer {k}" for k in range(1, n_layers + 1)], rows))
     return "\n".join(out) + "\n"
+
+
+def terminal_summary(results: dict) -> str:
+    """The lines `pyann relu-study` prints after a run: Table 1, Table 3 and Figure 2's last
+    epoch, each beside the paper where it has a value, or a sentence saying why it is missing."""
+    t1, t3, f2 = results["table1"], results["table3"], results["figure2"]
+    n_epochs = _trained_epochs(results)
+    lines = []
+    if t1["epochs"]:
+        lines.append("Table 1, test accuracy (%): " + ", ".join(
+            f"epoch {e}: {_f(a)}" + (f" (paper {p:.2f})" if p is not None else "")
+            for e, a, p in zip(t1["epochs"], t1["accuracy_pct"], t1["paper_pct"] or [None] * len(t1["epochs"]))))
+    else:
+        last = next((a for a in reversed(t1.get("all_accuracy_pct") or []) if a is not None), None)
+        lines.append(f"Table 1: not comparable, the paper reports epochs {_epochs_text(paper.TABLE1_EPOCHS)} and this "
+                     f"run trained {n_epochs}" + (f" (test accuracy {_f(last)} % at its last epoch)" if last is not None else ""))
+    lines.append("Table 3, active neurons on the test set (%): " + ", ".join(
+        f"layer {k}: {_f(a)}" + (f" (paper {p:.2f})" if p is not None else "")
+        for k, (a, p) in enumerate(zip(t3["active_pct"], t3["paper_pct"] or [None] * len(t3["active_pct"])), 1)))
+    if f2["epochs"]:
+        lines.append(f"Figure 2, P(state_e = state_(e-1)) at epoch {f2['epochs'][-1]} (%): " + ", ".join(
+            f"layer {k}: {_f(layer[-1])}" for k, layer in enumerate(f2["agreement_pct"], 1)))
+    else:
+        lines.append(f"Figure 2: not computed, it compares each epoch with the one before and needs at least 2 "
+                     f"epochs (this run trained {n_epochs})")
+    return "\n".join(lines)

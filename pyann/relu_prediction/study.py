@@ -272,7 +272,8 @@ def run_study(dataset: Union[str, object] = "mnist", epochs: int = 20, seed: int
 
     sweep_result = sweep_hook(model, data, Path(out_dir) if out_dir is not None else None, seed) if sweep else None
     results["sweep"] = sweep_result if sweep_result is not None else {
-        "status": "not available: pyann.relu_prediction.sweep was not found"}
+        "status": "not available: pyann.relu_prediction.sweep was not found"} if sweep else {
+        "status": "skipped: the run was started without it (--no-sweep / sweep=False)"}
     results["seconds"]["total"] = time.perf_counter() - t_start
 
     if out_dir is not None:
@@ -361,6 +362,9 @@ def write_outputs(results: dict, out_dir, recorder: Optional[ActivationRecorder]
              f"test ({results['firing_rates']['test_images']})": results["firing_rates"]["test"]},
             title=f"{label}: per-neuron firing rates, final model"),
     }
+    if not f2["epochs"]:   # a 1-epoch run has no epoch pair to compare: no empty figure (the report says why)
+        del figs["figure2"]
+        (out / FIGURES["figure2"]).unlink(missing_ok=True)
     for key, fig in figs.items():
         plots.save_figure(fig, out / FIGURES[key])
         files[key] = FIGURES[key]
