@@ -8,7 +8,11 @@ ifeq ($(origin PYANN_DATA), undefined)
   endif
 endif
 
-.PHONY: install build test test-fast sanitize bench data reproduce-relu clean
+.PHONY: help install build test test-fast sanitize bench data reproduce-relu clean
+.DEFAULT_GOAL := help
+
+help:               ## list the targets and what each does (this list)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 EXTRAS ?= test
 install:            ## install pyann (editable) with its test dependencies (EXTRAS=test,interop adds torch, onnx, onnxruntime); builds the C kernels
@@ -37,13 +41,13 @@ bench:              ## the main benchmark (ReLU prediction); `python -m bench al
 	$(PYTHON) -m bench
 
 data:               ## find or download MNIST, Fashion-MNIST and CIFAR-10 and verify their checksums
-	$(PYTHON) -m pyann.data fetch mnist
-	$(PYTHON) -m pyann.data fetch fashion-mnist
-	$(PYTHON) -m pyann.data fetch cifar10 || echo "CIFAR-10 (official) not available; see README 'Data'"
+	$(PYTHON) -m pyann data fetch mnist
+	$(PYTHON) -m pyann data fetch fashion-mnist
+	$(PYTHON) -m pyann data fetch cifar10 || echo "CIFAR-10 (official) not available; see README 'Data'"
 
 reproduce-relu:     ## ReLU-prediction study (Tables 1 and 3, Figure 2) for both datasets, and side by side
 	$(PYTHON) -m pyann relu-study --dataset all --epochs 20 --out 'runs/relu-study-{dataset}'
 
-clean:
+clean:              ## remove build products, caches and bench-results/ (not the trained-model cache)
 	rm -rf build dist *.egg-info pyann/_kernels*.so pyann/_kernels.c .pytest_cache bench-results
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -20,5 +20,7 @@ setup(
                     # PyTorch state_dicts and modules, ONNX export and ONNX Runtime (pyann.interop)
                     "interop": ["torch>=2.0", "onnx>=1.14", "onnxruntime>=1.16"]},
     cffi_modules=["csrc/build_kernels.py:ffibuilder"],
+    # the one command line: pyann <command> (also python -m pyann); pyann.cli
+    entry_points={"console_scripts": ["pyann=pyann.cli:console_main"]},
     zip_safe=False,
 )

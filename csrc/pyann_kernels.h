@@ -89,6 +89,19 @@ int pyann_mlp_per_sample(const float *x, float *y, int64_t n, int n_layers, cons
                          const float *const *pu, const float *const *pv,
                          const int64_t *ranks, const float *margins, const uint8_t *relus,
                          int zero_skip, int split_images, int64_t *macs, int64_t *pred_macs);
+/* ---- sparse.c: pruned linear layers (paper 2, connection pruning) ------------------------ */
+/* w (in, out) packed by output neuron: row j's nonzeros w[idx[p], j] = val[p] for p in
+   [ptr[j], ptr[j + 1]), ptr (out + 1) with ptr[0] = 0, idx int32 in [0, in).
+   Batched, activations in tiles of PYANN_SPARSE_TILE samples: xt (tiles, in, 64) holds sample
+   64 t + m, input k at xt[t][k][m]; yt (tiles, out, 64) likewise; threads split the tiles. */
+#define PYANN_SPARSE_TILE 64
+int pyann_sparse_linear_tiled(const float *xt, const int64_t *ptr, const int32_t *idx,
+                              const float *val, const float *b, float *yt, int64_t tiles,
+                              int64_t in, int64_t out, int relu);
+/* One sample at a time, the loop inside C: x (n, in), y (n, out); threads split each sample's outputs. */
+int pyann_sparse_linear_per_sample(const float *x, const int64_t *ptr, const int32_t *idx,
+                                   const float *val, const float *b, float *y, int64_t n,
+                                   int64_t in, int64_t out, int relu);
 /* END CFFI API */
 
 #endif /* PYANN_KERNELS_H */

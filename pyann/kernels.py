@@ -21,6 +21,7 @@ AddressSanitizer/UBSan build) instead of the installed one.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -154,7 +155,8 @@ def _finish(result: np.ndarray, out) -> np.ndarray:
     return out
 
 
-_CTYPES = {np.dtype(np.float32): "float[]", np.dtype(np.int32): "int32_t[]", np.dtype(np.uint8): "uint8_t[]"}
+_CTYPES = {np.dtype(np.float32): "float[]", np.dtype(np.int32): "int32_t[]", np.dtype(np.uint8): "uint8_t[]",
+           np.dtype(np.int64): "int64_t[]"}
 
 
 def _ptr(a: np.ndarray | None):
@@ -500,3 +502,135 @@ def mlp_per_sample(x: np.ndarray, weights, biases, masks=None, predictors=None, 
     del inputs
     y = _finish(y, out)
     return (y, int(macs[0]), int(pmacs[0])) if return_macs else y
+
+
+# ---- pruned (sparse) linear layers (csrc/sparse.c, paper 2) -----------------------------------
+#
+# A pruned w (in, out) is packed by output neuron: row j lists the inputs k with w[k, j] != 0
+# (idx, ascending) and their weights (val); ptr[j] .. ptr[j + 1] delimit row j. A pruned
+# connection is absent, not a zero weight: an Inf or NaN input at a pruned connection
+# contributes nothing (sparse_linear_reference says the same); at a kept one it propagates.
+
+@dataclasses.dataclass(frozen=True)
+class SparseWeights:
+    """w (in_features, out_features) by output neuron: ptr (out + 1,) int64, idx (nnz,) int32,
+    val (nnz,) float32. Build with pack_sparse(w); the constructor checks what C will trust."""
+    ptr: np.ndarray
+    idx: np.ndarray
+    val: np.ndarray
+    in_features: int
+    out_features: int
+
+    def __post_init__(self):
+        n_in, n_out = int(self.in_features), int(self.out_features)
+        if not (0 <= n_in <= INT32_MAX and 0 <= n_out):
+            raise ValueError(f"SparseWeights: sizes ({n_in}, {n_out}) out of range")
+        ptr = check_array("ptr", self.ptr, np.int64, shape=(n_out + 1,))
+        idx = check_array("idx", self.idx, np.int32, ndim=1)
+        val = check_array("val", self.val, np.float32, shape=(idx.shape[0],))
+        if ptr[0] != 0 or ptr[-1] != idx.shape[0] or (np.diff(ptr) < 0).any():
+            raise ValueError("ptr must start at 0, never decrease and end at len(idx)")
+        if idx.size and (idx.min() < 0 or idx.max() >= n_in):
+            raise ValueError(f"idx must lie in [0, {n_in})")
+        for name, a in (("ptr", ptr), ("idx", idx), ("val", val)):
+            object.__setattr__(self, name, a)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.idx.shape[0])
+
+    @property
+    def density(self) -> float:
+        return self.nnz / max(self.in_features * self.out_features, 1)
+
+    def to_dense(self) -> np.ndarray:
+        """The (in, out) float32 matrix, zeros where pruned."""
+        w = np.zeros((self.in_features, self.out_features), np.float32)
+        rows = np.repeat(np.arange(self.out_features), np.diff(self.ptr))
+        w[self.idx, rows] = self.val
+        return w
+
+
+def pack_sparse(w: np.ndarray) -> SparseWeights:
+    """Pack a pruned w (in, out) float32: its nonzero entries, by output neuron."""
+    w = check_array("w", w, np.float32, ndim=2)
+    wt = w.T
+    nz = wt != 0
+    ptr = np.zeros(w.shape[1] + 1, np.int64)
+    np.cumsum(nz.sum(axis=1), out=ptr[1:])
+    rows, cols = np.nonzero(nz)               # row-major: by output j, then ascending k
+    return SparseWeights(ptr, cols.astype(np.int32), np.ascontiguousarray(wt[rows, cols]), w.shape[0], w.shape[1])
+
+
+def sparse_linear_reference(x: np.ndarray, sw: SparseWeights, b: np.ndarray | None = None,
+                            relu: bool = False) -> np.ndarray:
+    """NumPy reference: y[:, j] = sum over row j's nonzeros of x[:, k] * w[k, j] (+ b, ReLU).
+    Only kept connections multiply, so a non-finite input at a pruned one changes nothing."""
+    if np.isfinite(x).all():
+        y = x @ sw.to_dense()
+    else:
+        y = np.empty((x.shape[0], sw.out_features), np.float32)
+        with np.errstate(invalid="ignore", over="ignore"):
+            for j in range(sw.out_features):
+                p0, p1 = sw.ptr[j], sw.ptr[j + 1]
+                y[:, j] = np.einsum("nk,k->n", x[:, sw.idx[p0:p1]], sw.val[p0:p1])
+    with np.errstate(invalid="ignore", over="ignore"):
+        if b is not None:
+            y = y + b
+        return (np.maximum(y, 0) if relu else y).astype(np.float32)
+
+
+def _sparse_args(sw, b):
+    if not isinstance(sw, SparseWeights):
+        raise ValueError(f"sw must be a SparseWeights (pack_sparse(w)), got {type(sw).__name__}")
+    if b is not None:
+        b = check_array("b", b, np.float32, shape=(sw.out_features,))
+    return b
+
+
+SPARSE_TILE = 64   # samples per tile of the batched sparse layout (csrc: PYANN_SPARSE_TILE)
+
+
+def to_tiles(x: np.ndarray) -> np.ndarray:
+    """x (n, d) -> (ceil(n / 64), d, 64): sample 64 t + m, feature k at [t, k, m]; the last tile
+    padded with zero samples. The batched sparse kernel's layout; a plan keeps it between layers."""
+    n, d = x.shape
+    tiles = -(-n // SPARSE_TILE)
+    padded = np.zeros((tiles * SPARSE_TILE, d), np.float32)
+    padded[:n] = x
+    return np.ascontiguousarray(padded.reshape(tiles, SPARSE_TILE, d).transpose(0, 2, 1))
+
+
+def from_tiles(xt: np.ndarray, n: int) -> np.ndarray:
+    """The inverse of to_tiles: (tiles, d, 64) -> (n, d)."""
+    return np.ascontiguousarray(xt.transpose(0, 2, 1).reshape(-1, xt.shape[1])[:n])
+
+
+def sparse_linear_tiled(xt: np.ndarray, sw: SparseWeights, b: np.ndarray | None = None, relu: bool = False,
+                        out: np.ndarray | None = None) -> np.ndarray:
+    """Pruned layer on tiled activations: xt (tiles, in, 64) -> yt (tiles, out, 64) float32."""
+    b = _sparse_args(sw, b)
+    xt = check_array("xt", xt, np.float32, shape=(None, sw.in_features, SPARSE_TILE))
+    tiles = xt.shape[0]
+    y = output_buffer(out, (tiles, sw.out_features, SPARSE_TILE), dict(xt=xt, b=b, val=sw.val))
+    _call(_lib().pyann_sparse_linear_tiled, _ptr(xt), _ptr(sw.ptr), _ptr(sw.idx), _ptr(sw.val), _ptr(b),
+          _ptr(y), tiles, sw.in_features, sw.out_features, int(bool(relu)))
+    return _finish(y, out)
+
+
+def sparse_linear(x: np.ndarray, sw: SparseWeights, b: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
+    """Pruned layer, batched: x (n, in) -> y (n, out), through the tiled layout."""
+    x = check_array("x", x, np.float32, shape=(None, sw.in_features if isinstance(sw, SparseWeights) else None))
+    return from_tiles(sparse_linear_tiled(to_tiles(x), sw, b, relu), x.shape[0])
+
+
+def sparse_linear_per_sample(x: np.ndarray, sw: SparseWeights, b: np.ndarray | None = None,
+                             relu: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """Pruned layer one sample at a time, the loop inside C: x (n, in) -> y (n, out)."""
+    b = _sparse_args(sw, b)
+    x = check_array("x", x, np.float32, shape=(None, sw.in_features))
+    n = x.shape[0]
+    y = output_buffer(out, (n, sw.out_features), dict(x=x, b=b, val=sw.val))
+    _call(_lib().pyann_sparse_linear_per_sample, _ptr(x), _ptr(sw.ptr),
+          _ptr(sw.idx), _ptr(sw.val), _ptr(b), _ptr(y), n, sw.in_features, sw.out_features, int(bool(relu)))
+    return _finish(y, out)

@@ -148,3 +148,14 @@ def test_out_aliasing_any_input_is_refused(case, victim, offset):
     arrays[victim] = view
     with pytest.raises(ValueError, match=f"out must not share memory with {victim}"):
         K.relu_layer(arrays["x"], arrays["w"], arrays["b"], arrays["mask"], out=out)
+
+
+@given(layers(max_n=70), st.sampled_from([0.0, 0.05, 0.3, 1.0]), st.booleans())
+def test_sparse_linear(case, density, relu):
+    x, w, b, rng = case
+    w = np.nan_to_num(w, nan=1.0, posinf=2.0, neginf=-2.0)   # non-finite weights: the dense tests'
+    w[rng.random(w.shape) >= density] = 0
+    sw = K.pack_sparse(w)
+    want = K.sparse_linear_reference(x, sw, b, relu)
+    assert_same(K.sparse_linear(x, sw, b, relu), want, x.shape[1])
+    assert_same(K.sparse_linear_per_sample(x, sw, b, relu), want, x.shape[1])

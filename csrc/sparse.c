@@ -1,0 +1,100 @@
+/* sparse.c - pruned linear layers: y = x @ w + b (+ ReLU) with most of w zero (paper 2).
+ *
+ * Layout, stated where the data is packed (pyann/kernels.py pack_sparse):
+ *   w is kept by output neuron (CSR of w^T): row j holds the inputs k with w[k, j] != 0,
+ *   idx[ptr[j] .. ptr[j + 1]) (int32, ascending) and their weights val[...].
+ * The NumPy reference is pyann.kernels.dense_reference on the dense w; tests/test_kernels_sparse.py
+ * and the property tests compare them.
+ *
+ * Versions, each a step on the one before:
+ *   1. scalar row           - one output of one sample: sum over the row's nonzeros; the tail
+ *   2. batch-contiguous     - activations in tiles of SP_TILE = 64 samples, transposed: a nonzero
+ *                             w[k, j] multiplies the tile's 64 values of input k, contiguous, so
+ *                             one broadcast of the weight feeds 64 / VW vector FMAs (XNNPACK's
+ *                             f32-spmm with samples as pixels)
+ *   3. tiled layout         - (tiles, in, 64): a tile's inputs are one contiguous block, in L2
+ *                             while every output row runs past; tiles dealt to the threads. (A
+ *                             plain transposed (in, n) layout, rows n floats apart, measured
+ *                             2.2x / 1.5x / 1.2x slower at 2 / 5 / 10 % density: 784 x 512, 10,000
+ *                             samples, one run each on a loaded 2-core Xeon)
+ *   4. one sample at a time - x row-major, loop over samples inside C; each sample's outputs
+ *                             split over the threads (latency setting, as relu_predict.c's 3)
+ */
+#include "pyann_kernels.h"
+#include "runtime.h"
+#include "simd.h"
+
+#define SP_TILE PYANN_SPARSE_TILE
+
+
+static int sparse_bad(const float *x, const int64_t *ptr, const int32_t *idx, const float *val,
+                      const float *y, int64_t n, int64_t in, int64_t out)
+{
+    if (n < 0 || in < 0 || out < 0 || !ptr) return 1;
+    if (n > 0 && out > 0 && !y) return 1;
+    if (n > 0 && in > 0 && !x) return 1;
+    if (ptr[0] != 0 || ptr[out] < 0) return 1;
+    if (ptr[out] > 0 && (!idx || !val)) return 1;
+    return 0;
+}
+
+/* 1. Scalar: y = b + sum val[p] * x[idx[p] * stride] over the row; relu as the reference (NaN kept). */
+static inline float row_dot(const int32_t *idx, const float *val, int64_t p0, int64_t p1,
+                            const float *x, int64_t stride, float b, int relu)
+{
+    float acc = b;
+    for (int64_t p = p0; p < p1; p++) acc += val[p] * x[(int64_t)idx[p] * stride];
+    return (relu && acc < 0.0f) ? 0.0f : acc;
+}
+
+/* 2-3. One output row j of one tile: SP_TILE samples held in SP_TILE / VW vector registers
+   while the row's nonzeros run; each weight is broadcast once for all of them. */
+static inline __attribute__((always_inline)) void
+row_of_tile(const int32_t *idx, const float *val, int64_t p0, int64_t p1, const float *xt,
+            float b, float *yr, int relu)
+{
+    enum { NV = SP_TILE / VW };
+    vec_t acc[NV];
+    for (int v = 0; v < NV; v++) acc[v] = vset1(b);
+    for (int64_t p = p0; p < p1; p++) {
+        const vec_t wv = vset1(val[p]);
+        const float *xk = xt + (int64_t)idx[p] * SP_TILE;
+        for (int v = 0; v < NV; v++) acc[v] = vfma(wv, vload(xk + v * VW), acc[v]);
+    }
+    for (int v = 0; v < NV; v++) vstore(yr + v * VW, relu ? vrelu(acc[v]) : acc[v]);
+}
+
+/* 3. xt (tiles, in, SP_TILE), yt (tiles, out, SP_TILE): one tile's inputs are one contiguous
+   in x 256-byte block (L2-resident, few pages), so every output row reads it without TLB misses. */
+int pyann_sparse_linear_tiled(const float *xt, const int64_t *ptr, const int32_t *idx,
+                              const float *val, const float *b, float *yt, int64_t tiles,
+                              int64_t in, int64_t out, int relu)
+{
+    if (sparse_bad(xt, ptr, idx, val, yt, tiles, in, out)) return PYANN_EINVAL;
+    #pragma omp parallel for schedule(static) num_threads(pyann_team())
+    for (int64_t t = 0; t < tiles; t++) {
+        const float *x = xt + t * in * SP_TILE;
+        float *y = yt + t * out * SP_TILE;
+        for (int64_t j = 0; j < out; j++)
+            row_of_tile(idx, val, ptr[j], ptr[j + 1], x, b ? b[j] : 0.0f, y + j * SP_TILE, relu);
+    }
+    return PYANN_OK;
+}
+
+/* 4. x (n, in) row-major, y (n, out): each sample through the layer in turn, its output rows
+   split over the threads (static, so a thread keeps the same rows and their weights in cache). */
+int pyann_sparse_linear_per_sample(const float *x, const int64_t *ptr, const int32_t *idx,
+                                   const float *val, const float *b, float *y, int64_t n,
+                                   int64_t in, int64_t out, int relu)
+{
+    if (sparse_bad(x, ptr, idx, val, y, n, in, out)) return PYANN_EINVAL;
+    #pragma omp parallel num_threads(pyann_team()) if (ptr[out] >= 16384)
+    for (int64_t i = 0; i < n; i++) {
+        const float *xi = x + i * in;
+        float *yi = y + i * out;
+        #pragma omp for schedule(static)
+        for (int64_t j = 0; j < out; j++)
+            yi[j] = row_dot(idx, val, ptr[j], ptr[j + 1], xi, 1, b ? b[j] : 0.0f, relu);
+    }
+    return PYANN_OK;
+}

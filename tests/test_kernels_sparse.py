@@ -1,0 +1,103 @@
+"""The pruned (sparse) linear kernels against their NumPy reference, on the edges the issue lists,
+and the checks on a packed layer (C trusts ptr and idx, so they are checked when packed)."""
+import numpy as np
+import pytest
+
+from pyann import kernels as K
+
+
+def _pruned(rng, d_in, d_out, density):
+    w = rng.standard_normal((d_in, d_out), dtype=np.float32)
+    w[rng.random(w.shape) >= density] = 0
+    return w
+
+
+FORMS = {
+    "batched": lambda x, sw, b, relu: K.sparse_linear(x, sw, b, relu),
+    "tiled": lambda x, sw, b, relu: K.from_tiles(K.sparse_linear_tiled(K.to_tiles(x), sw, b, relu), len(x)),
+    "per sample": lambda x, sw, b, relu: K.sparse_linear_per_sample(x, sw, b, relu),
+}
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("n, d_in, d_out, density", [
+    (0, 8, 5, 0.5), (1, 784, 300, 0.08), (1, 5, 3, 1.0), (17, 33, 20, 0.3), (64, 100, 10, 0.1),
+    (100, 300, 100, 0.02), (130, 64, 70, 1.0), (3, 40, 9, 0.0)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_sparse_matches_reference(rng, form, n, d_in, d_out, density, relu):
+    w = _pruned(rng, d_in, d_out, density)
+    sw = K.pack_sparse(w)
+    x = rng.standard_normal((n, d_in), dtype=np.float32)
+    b = rng.standard_normal(d_out, dtype=np.float32)
+    for bias in (b, None):
+        want = K.dense_reference(x, w, bias, relu)
+        np.testing.assert_allclose(FORMS[form](x, sw, bias, relu), want, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(K.sparse_linear_reference(x, sw, bias, relu), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_empty_rows_all_zero_input_and_wide_inputs(rng, form):
+    w = _pruned(rng, 50, 40, 0.2)
+    w[:, [0, 7, 39]] = 0                              # outputs with no connection: the bias
+    sw = K.pack_sparse(w)
+    b = rng.standard_normal(40, dtype=np.float32)
+    y = FORMS[form](np.zeros((5, 50), np.float32), sw, b, False)
+    np.testing.assert_array_equal(y, np.broadcast_to(b, (5, 40)))
+    wide = np.zeros((70_000, 3), np.float32)           # more inputs than a 16-bit index reaches
+    wide[[5, 65_536, 69_999], [0, 1, 2]] = [1.0, 2.0, 3.0]
+    x = rng.standard_normal((4, 70_000), dtype=np.float32)
+    np.testing.assert_allclose(FORMS[form](x, K.pack_sparse(wide), None, False),
+                               x[:, [5, 65_536, 69_999]] * [1.0, 2.0, 3.0], rtol=1e-6)
+
+
+def test_pruned_connections_are_absent_for_nan_and_inf(rng):
+    w = _pruned(rng, 20, 18, 0.3)
+    w[3, :] = 0
+    w[3, 5] = 1.0                                      # input 3 reaches output 5 only
+    sw = K.pack_sparse(w)
+    x = rng.standard_normal((6, 20), dtype=np.float32)
+    x[0, 3], x[1, 3] = np.nan, np.inf
+    want = K.sparse_linear_reference(x, sw, None, False)
+    assert np.isnan(want[0, 5]) and np.isposinf(want[1, 5])
+    assert np.isfinite(np.delete(want, 5, axis=1)).all()   # the dense x @ w would be NaN there
+    for form in FORMS.values():
+        got = form(x, sw, None, False)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+
+
+def test_tiles_round_trip_and_match_the_c_constant(rng):
+    x = rng.standard_normal((130, 7), dtype=np.float32)
+    t = K.to_tiles(x)
+    assert t.shape == (3, 7, 64) and t[1, 2, 5] == x[64 + 5, 2] and not t[2, :, 2:].any()
+    np.testing.assert_array_equal(K.from_tiles(t, 130), x)
+    assert K.SPARSE_TILE == K._lib().PYANN_SPARSE_TILE
+
+
+def test_packing_round_trips_and_counts(rng):
+    w = _pruned(rng, 31, 17, 0.25)
+    sw = K.pack_sparse(w)
+    np.testing.assert_array_equal(sw.to_dense(), w)
+    assert sw.nnz == np.count_nonzero(w) and sw.density == pytest.approx(np.count_nonzero(w) / w.size)
+    assert (np.diff(sw.idx[sw.ptr[2]:sw.ptr[3]]) > 0).all()   # ascending within a row
+
+
+def test_bad_packed_layers_and_arguments(rng):
+    sw = K.pack_sparse(_pruned(rng, 10, 4, 0.5))
+    with pytest.raises(ValueError, match=r"idx must lie in \[0, 10\)"):
+        K.SparseWeights(sw.ptr, np.full_like(sw.idx, 10), sw.val, 10, 4)
+    with pytest.raises(ValueError, match="ptr must start at 0"):
+        K.SparseWeights(sw.ptr[::-1].copy(), sw.idx, sw.val, 10, 4)
+    with pytest.raises(ValueError, match="ptr must have shape"):
+        K.SparseWeights(sw.ptr[:-1].copy(), sw.idx, sw.val, 10, 4)
+    with pytest.raises(ValueError, match="idx must have dtype int32"):
+        K.SparseWeights(sw.ptr, sw.idx.astype(np.int64), sw.val, 10, 4)
+    with pytest.raises(ValueError, match="must be a SparseWeights"):
+        K.sparse_linear_per_sample(np.zeros((2, 10), np.float32), sw.to_dense())
+    with pytest.raises(ValueError, match="x must have shape"):
+        K.sparse_linear(np.zeros((2, 9), np.float32), sw)
+    with pytest.raises(ValueError, match="b must have shape"):
+        K.sparse_linear(np.zeros((2, 10), np.float32), sw, np.zeros(5, np.float32))
+    x = np.zeros((4, 10), np.float32)
+    with pytest.raises(ValueError, match="out must not share memory with x"):
+        K.sparse_linear_per_sample(x, sw, out=x.reshape(-1)[:16].reshape(4, 4))
