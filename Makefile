@@ -34,8 +34,8 @@ sanitize:           ## kernels built with AddressSanitizer + UBSan into build/sa
 	PYANN_SANITIZE=1 $(PYTHON) csrc/build_kernels.py $(SANITIZE_DIR) > $(SANITIZE_DIR).log 2>&1 || (cat $(SANITIZE_DIR).log; exit 1)
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1 PYANN_KERNELS_DIR=$(SANITIZE_DIR) HYPOTHESIS_PROFILE=sanitize \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider --capture=sys tests/test_sanitize_build.py tests/test_kernels.py \
-	  tests/test_kernels_relu.py tests/test_kernels_runtime.py tests/test_kernels_properties.py tests/test_infer.py tests/data
+	  $(PYTHON) -m pytest -q -p no:cacheprovider --capture=sys tests/test_sanitize_build.py \
+	  tests/test_kernels*.py tests/test_infer.py tests/data
 
 bench:              ## the main benchmark (ReLU prediction); `python -m bench all` runs every one
 	$(PYTHON) -m bench
