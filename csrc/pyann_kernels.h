@@ -98,6 +98,9 @@ int pyann_mlp_per_sample(const float *x, float *y, int64_t n, int n_layers, cons
 int pyann_sparse_linear_tiled(const float *xt, const int64_t *ptr, const int32_t *idx,
                               const float *val, const float *b, float *yt, int64_t tiles,
                               int64_t in, int64_t out, int relu);
+/* x (n, d) row-major -> xt (ceil(n / 64), d, 64), padding samples 0; and back (n rows of it). */
+int pyann_to_tiles(const float *x, float *xt, int64_t n, int64_t d);
+int pyann_from_tiles(const float *xt, float *x, int64_t n, int64_t d);
 /* One sample at a time, the loop inside C: x (n, in), y (n, out); threads split each sample's outputs. */
 int pyann_sparse_linear_per_sample(const float *x, const int64_t *ptr, const int32_t *idx,
                                    const float *val, const float *b, float *y, int64_t n,

@@ -98,3 +98,49 @@ int pyann_sparse_linear_per_sample(const float *x, const int64_t *ptr, const int
     }
     return PYANN_OK;
 }
+
+/* Tiles <-> rows: x (n, d) row-major <-> xt (tiles, d, SP_TILE), the last tile's missing samples 0.
+   Blocks of 16 features x 16 samples, so both sides are read and written in whole cache lines. */
+static void tile_block(const float *src, int64_t src_ld, float *dst, int64_t dst_ld, int64_t rows, int64_t cols)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) dst[c * dst_ld + r] = src[r * src_ld + c];
+}
+
+int pyann_to_tiles(const float *x, float *xt, int64_t n, int64_t d)
+{
+    if (n < 0 || d < 0 || (n > 0 && d > 0 && (!x || !xt))) return PYANN_EINVAL;
+    const int64_t tiles = (n + SP_TILE - 1) / SP_TILE;
+    #pragma omp parallel for schedule(static) num_threads(pyann_team())
+    for (int64_t t = 0; t < tiles; t++) {
+        float *dst = xt + t * d * SP_TILE;
+        const int64_t m1 = n - t * SP_TILE < SP_TILE ? n - t * SP_TILE : SP_TILE;
+        for (int64_t m0 = 0; m0 < SP_TILE; m0 += 16)
+            for (int64_t k0 = 0; k0 < d; k0 += 16) {
+                const int64_t rows = m1 - m0 < 16 ? (m1 > m0 ? m1 - m0 : 0) : 16;
+                const int64_t cols = d - k0 < 16 ? d - k0 : 16;
+                tile_block(x + (t * SP_TILE + m0) * d + k0, d, dst + k0 * SP_TILE + m0, SP_TILE, rows, cols);
+                for (int64_t r = rows; r < 16; r++)          /* padding samples */
+                    for (int64_t c = 0; c < cols; c++) dst[(k0 + c) * SP_TILE + m0 + r] = 0.0f;
+            }
+    }
+    return PYANN_OK;
+}
+
+int pyann_from_tiles(const float *xt, float *x, int64_t n, int64_t d)
+{
+    if (n < 0 || d < 0 || (n > 0 && d > 0 && (!x || !xt))) return PYANN_EINVAL;
+    const int64_t tiles = (n + SP_TILE - 1) / SP_TILE;
+    #pragma omp parallel for schedule(static) num_threads(pyann_team())
+    for (int64_t t = 0; t < tiles; t++) {
+        const float *src = xt + t * d * SP_TILE;
+        const int64_t m1 = n - t * SP_TILE < SP_TILE ? n - t * SP_TILE : SP_TILE;
+        for (int64_t k0 = 0; k0 < d; k0 += 16)
+            for (int64_t m0 = 0; m0 < m1; m0 += 16) {
+                const int64_t rows = d - k0 < 16 ? d - k0 : 16;
+                const int64_t cols = m1 - m0 < 16 ? m1 - m0 : 16;
+                tile_block(src + k0 * SP_TILE + m0, SP_TILE, x + (t * SP_TILE + m0) * d + k0, d, rows, cols);
+            }
+    }
+    return PYANN_OK;
+}

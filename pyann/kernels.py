@@ -591,9 +591,9 @@ def _sparse_args(sw, b):
 SPARSE_TILE = 64   # samples per tile of the batched sparse layout (csrc: PYANN_SPARSE_TILE)
 
 
-def to_tiles(x: np.ndarray) -> np.ndarray:
+def to_tiles_reference(x: np.ndarray) -> np.ndarray:
     """x (n, d) -> (ceil(n / 64), d, 64): sample 64 t + m, feature k at [t, k, m]; the last tile
-    padded with zero samples. The batched sparse kernel's layout; a plan keeps it between layers."""
+    padded with zero samples."""
     n, d = x.shape
     tiles = -(-n // SPARSE_TILE)
     padded = np.zeros((tiles * SPARSE_TILE, d), np.float32)
@@ -601,9 +601,28 @@ def to_tiles(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(tiles, SPARSE_TILE, d).transpose(0, 2, 1))
 
 
-def from_tiles(xt: np.ndarray, n: int) -> np.ndarray:
+def from_tiles_reference(xt: np.ndarray, n: int) -> np.ndarray:
     """The inverse of to_tiles: (tiles, d, 64) -> (n, d)."""
     return np.ascontiguousarray(xt.transpose(0, 2, 1).reshape(-1, xt.shape[1])[:n])
+
+
+def to_tiles(x: np.ndarray) -> np.ndarray:
+    """x (n, d) float32 -> the batched sparse kernel's layout (see to_tiles_reference), in C."""
+    x = check_array("x", x, np.float32, ndim=2)
+    n, d = x.shape
+    xt = np.empty((-(-n // SPARSE_TILE), d, SPARSE_TILE), np.float32)
+    _call(_lib().pyann_to_tiles, _ptr(x), _ptr(xt), n, d)
+    return xt
+
+
+def from_tiles(xt: np.ndarray, n: int) -> np.ndarray:
+    """(tiles, d, 64) -> the first n samples as rows (n, d), in C."""
+    xt = check_array("xt", xt, np.float32, shape=(None, None, SPARSE_TILE))
+    if not 0 <= n <= xt.shape[0] * SPARSE_TILE or -(-n // SPARSE_TILE) != xt.shape[0]:
+        raise ValueError(f"n = {n} samples do not fill {xt.shape[0]} tiles of {SPARSE_TILE}")
+    y = np.empty((n, xt.shape[1]), np.float32)
+    _call(_lib().pyann_from_tiles, _ptr(xt), _ptr(y), n, xt.shape[1])
+    return y
 
 
 def sparse_linear_tiled(xt: np.ndarray, sw: SparseWeights, b: np.ndarray | None = None, relu: bool = False,

@@ -66,12 +66,18 @@ def test_pruned_connections_are_absent_for_nan_and_inf(rng):
         np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
 
 
-def test_tiles_round_trip_and_match_the_c_constant(rng):
-    x = rng.standard_normal((130, 7), dtype=np.float32)
+@pytest.mark.parametrize("n, d", [(0, 5), (1, 1), (63, 17), (64, 16), (130, 7), (200, 40)])
+def test_tiles_round_trip_and_match_the_reference(rng, n, d):
+    x = rng.standard_normal((n, d), dtype=np.float32)
     t = K.to_tiles(x)
-    assert t.shape == (3, 7, 64) and t[1, 2, 5] == x[64 + 5, 2] and not t[2, :, 2:].any()
-    np.testing.assert_array_equal(K.from_tiles(t, 130), x)
+    np.testing.assert_array_equal(t, K.to_tiles_reference(x))
+    np.testing.assert_array_equal(K.from_tiles(t, n), x)
+    np.testing.assert_array_equal(K.from_tiles_reference(t, n), x)
+    if n == 130:
+        assert t.shape == (3, 7, 64) and t[1, 2, 5] == x[64 + 5, 2] and not t[2, :, 2:].any()
     assert K.SPARSE_TILE == K._lib().PYANN_SPARSE_TILE
+    with pytest.raises(ValueError, match="do not fill"):
+        K.from_tiles(t, n + 64)
 
 
 def test_packing_round_trips_and_counts(rng):
