@@ -12,6 +12,10 @@ plan (the kernel family):
     "masked"    the acti-masked kernel at the predictor's layers, dense elsewhere (the paper)
     "zeroskip"  the exact zero-skipping kernel at every layer; no predictor
     "combined"  zero skipping at every layer and the predictor's mask at its layers
+    "sparse"    for a pruned model: each layer runs the sparse kernel (weights by output neuron,
+                activations in tiles of 64 samples) or pyann's dense kernel, whichever measured
+                faster on this machine for that layer at compile time (layer_kernels= forces it);
+                batched mode only so far
 mode: "batched" (the whole batch layer after layer) or "one_at_a_time" (each image through the
 whole network before the next, the loop inside C: pyann.kernels.mlp_per_sample; for "numpy" a
 Python loop over images). split, one image at a time: "images" (default) - each core runs whole
@@ -37,7 +41,7 @@ from .nn import Flatten, Linear, ReLU, Sequential
 from .relu_prediction.activations import hidden_layers
 from .relu_prediction.predictors import Predictor, model_fingerprint
 
-KERNELS = ("numpy", "dense", "masked", "zeroskip", "combined")
+KERNELS = ("numpy", "dense", "masked", "zeroskip", "combined", "sparse")
 MODES = ("batched", "one_at_a_time")
 SPLITS = ("images", "outputs")
 
@@ -51,6 +55,8 @@ class PlanLayer:
     hidden: Optional[int]
     mask: Optional[np.ndarray] = None          # shared uint8 (out,): the history predictor
     lowrank: Optional[tuple] = None            # (u, v, margin): the per-sample predictor
+    sparse: Optional[kernels.SparseWeights] = None   # set when the layer runs the sparse kernel
+    timing: Optional[dict] = None              # compile-time measurement: seconds per kernel
 
     @property
     def shape(self):
@@ -103,8 +109,19 @@ class InferencePlan:
         mode = self.mode if self.mode == "batched" else f"{self.mode}, split {self.split}"
         if self.compacted:
             mode += ", masks compacted"
-        return (f"InferencePlan({self.kernel}, {mode}, "
+        head = (f"InferencePlan({self.kernel}, {mode}, "
                 f"{'-'.join(str(l.w.shape[0]) for l in self.layers)}-{self.out_features}, predictor: {pred})")
+        return "\n".join([head] + [f"  layer {i}: {self._layer_line(l)}" for i, l in enumerate(self.layers, 1)])
+
+    def _layer_line(self, l: "PlanLayer") -> str:
+        density = np.count_nonzero(l.w) / max(l.w.size, 1)
+        kind = "sparse" if l.sparse is not None else ("dense" if self.kernel == "sparse" else self.kernel)
+        line = (f"{l.w.shape[0]}x{l.w.shape[1]}{' +ReLU' if l.relu else ''}, kernel {kind}, weight density "
+                f"{100 * density:.1f} %, multiply-adds per sample {l.sparse.nnz if l.sparse is not None else l.w.size:,}")
+        if l.timing:
+            line += " (measured: " + ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in l.timing.items()) + \
+                    f" per {SPARSE_CALIBRATION} samples)"
+        return line
 
     __repr__ = describe
 
@@ -149,6 +166,8 @@ class InferencePlan:
         return (s > -margin).view(np.uint8), m1 + m2
 
     def _run_batched(self, x: np.ndarray) -> np.ndarray:
+        if self.kernel == "sparse":
+            return self._run_sparse(x)
         h = x
         macs = pmacs = 0
         k = self.kernel
@@ -178,6 +197,25 @@ class InferencePlan:
             h = y
         self.last_macs, self.last_predictor_macs = int(macs), int(pmacs)
         return h
+
+    def _run_sparse(self, x: np.ndarray) -> np.ndarray:
+        """Sparse layers on tiles of 64 samples, dense ones on rows: consecutive sparse layers keep
+        the tiled layout, converted only where the kernel family changes."""
+        n, h, tiled, macs = x.shape[0], x, False, 0
+        padded = -(-n // kernels.SPARSE_TILE) * kernels.SPARSE_TILE
+        for l in self.layers:
+            if l.sparse is not None:
+                if not tiled:
+                    h, tiled = kernels.to_tiles(h), True
+                h = kernels.sparse_linear_tiled(h, l.sparse, l.b, l.relu)
+                macs += padded * l.sparse.nnz          # the padding samples of the last tile too
+            else:
+                if tiled:
+                    h, tiled = kernels.from_tiles(h, n), False
+                h = kernels.dense(h, l.w, l.b, relu=l.relu)
+                macs += n * l.w.size
+        self.last_macs, self.last_predictor_macs = int(macs), 0
+        return kernels.from_tiles(h, n) if tiled else h
 
     def _run_one(self, x: np.ndarray) -> np.ndarray:
         k = self.kernel
@@ -210,7 +248,7 @@ class InferencePlan:
 
 def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode: str = "batched",
             reorder: bool = True, split: str = "images", compact: bool = True,
-            scheme: str = "auto") -> InferencePlan:
+            scheme: str = "auto", layer_kernels: Optional[List[Optional[str]]] = None) -> InferencePlan:
     """Build an InferencePlan from a trained MLP (pyann.nn.Sequential of Flatten/Linear/ReLU).
 
     plan: a kernel family in KERNELS, or an InferencePlan to rebuild for `model` (its kernel,
@@ -227,6 +265,7 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
       "union" (tiles of 4 samples share the union of their nonzeros: more multiply-adds, fewer
       loads), or "auto" (the kernel picks per layer call from the input's density); see
       pyann.kernels.relu_layer.
+    layer_kernels (plan "sparse"): per Linear None (measure), "sparse" or "dense".
     """
     if isinstance(plan, InferencePlan):
         plan.check_model(model)
@@ -241,6 +280,10 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
         raise ValueError(f"scheme must be one of {tuple(kernels.ZEROSKIP_SCHEMES)}, got {scheme!r}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if plan == "sparse" and mode != "batched":
+        raise ValueError("plan 'sparse' runs batched only: one image at a time is not built yet")
+    if layer_kernels is not None and plan != "sparse":
+        raise ValueError("layer_kernels applies to plan 'sparse' only")
     linears = _mlp_layers(model)
     _check_finite(linears, predictor)
     if plan == "masked" and predictor is None:
@@ -266,6 +309,8 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
                 pl.lowrank = (u.copy(), v.copy(), predictor.margin_abs(k))
         layers.append(pl)
     model_macs = sum(l.w.size for l in layers)
+    if plan == "sparse":
+        _choose_sparse(layers, layer_kernels)
     permuted = bool(reorder and predictor is not None and predictor.rates is not None
                     and plan not in ("numpy", "dense"))
     if permuted:
@@ -275,7 +320,7 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
         _compact(layers, kernels.vector_width())
     result = InferencePlan(layers, plan, mode, model_fingerprint(model), predictor, permuted, split,
                            model_macs, compacted, scheme)
-    if plan not in ("numpy", "dense"):
+    if plan not in ("numpy", "dense", "sparse"):
         _pad_output(result)
     return result
 
@@ -298,6 +343,48 @@ def _check_finite(linears, predictor: Optional[Predictor]) -> None:
             bad = int(np.size(a) - np.isfinite(a).sum())
             raise ValueError(f"the model's {name} holds {bad} NaN or Inf value(s): a plan needs finite "
                              f"weights (the model itself would output NaN); retrain or repair the model")
+
+
+SPARSE_CALIBRATION = 512   # samples timed per layer when choosing sparse or dense
+
+
+def _choose_sparse(layers: List[PlanLayer], forced) -> None:
+    """Give each layer its sparse packing where the sparse kernel is faster, in place.
+
+    The choice is measured, not guessed: on SPARSE_CALIBRATION random samples, pyann's dense
+    kernel against the sparse kernel (its tile conversion included: the cost of one sparse layer
+    between dense ones), timed round-robin, the median of 5 each, so that a busy machine slows
+    both alike. Forced entries skip the measurement."""
+    if forced is not None and len(forced) != len(layers):
+        raise ValueError(f"layer_kernels needs one entry per Linear ({len(layers)}), got {len(forced)}")
+    rng = np.random.default_rng(0)
+    for i, l in enumerate(layers):
+        force = None if forced is None else forced[i]
+        if force not in (None, "sparse", "dense"):
+            raise ValueError(f"layer_kernels[{i}] must be None, 'sparse' or 'dense', got {force!r}")
+        sw = kernels.pack_sparse(l.w)
+        if force is None:
+            x = rng.standard_normal((SPARSE_CALIBRATION, l.w.shape[0]), dtype=np.float32)
+            l.timing = _round_robin({
+                "dense": lambda: kernels.dense(x, l.w, l.b, relu=l.relu),
+                "sparse": lambda: kernels.from_tiles(
+                    kernels.sparse_linear_tiled(kernels.to_tiles(x), sw, l.b, l.relu), len(x))})
+            force = "sparse" if l.timing["sparse"] < l.timing["dense"] else "dense"
+        l.sparse = sw if force == "sparse" else None
+
+
+def _round_robin(fns: dict, rounds: int = 5) -> dict:
+    """Median seconds of each function, the functions timed in turn each round after a warm-up."""
+    import time
+    times = {k: [] for k in fns}
+    for fn in fns.values():
+        fn()
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def _pad_output(plan: InferencePlan) -> None:

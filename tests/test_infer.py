@@ -116,7 +116,7 @@ def test_errors(small):
     with pytest.raises(ValueError, match="needs a fitted predictor"):
         infer.compile(model, "masked")
     with pytest.raises(ValueError, match="plan must be one of"):
-        infer.compile(model, "sparse")
+        infer.compile(model, "csr")
     with pytest.raises(ValueError, match="split must be one of"):
         infer.compile(model, "dense", mode="one_at_a_time", split="layers")
     with pytest.raises(ValueError, match="scheme must be one of"):
@@ -178,3 +178,43 @@ def test_plans_run_zero_rows_and_refuse_integer_input(small):
             assert plan.predict(x[:0]).shape == (0,)
             with pytest.raises(ValueError, match="dtype uint8"):
                 plan.run((x * 255).astype(np.uint8))
+
+
+def _pruned_mlp(density=0.08, seed=0):
+    model = zoo.mlp([40, 64, 48, 10], rng=seed).eval()
+    rng = np.random.default_rng(seed)
+    for lin in [l for l in model.layers if isinstance(l, nn.Linear)][:2]:
+        lin.weight.data[rng.random(lin.weight.data.shape) > density] = 0
+    return model
+
+
+@pytest.mark.parametrize("choice", [None, ["sparse"] * 3, ["dense", "sparse", "dense"], ["sparse", "sparse", "dense"]])
+def test_sparse_plan_matches_the_model(choice):
+    model = _pruned_mlp()
+    x = np.random.default_rng(3).standard_normal((130, 40)).astype(np.float32)   # two full tiles and a partial one
+    plan = infer.compile(model, "sparse", layer_kernels=choice)
+    np.testing.assert_allclose(plan.run(x), model.forward(x), rtol=1e-4, atol=1e-5)
+    kinds = ["sparse" if l.sparse is not None else "dense" for l in plan.layers]
+    if choice is not None:
+        assert kinds == choice
+    else:   # measured: each layer records both timings and took the faster kernel
+        for l, kind in zip(plan.layers, kinds):
+            assert set(l.timing) == {"dense", "sparse"} and kind == min(l.timing, key=l.timing.get)
+    padded = 192   # executed multiply-adds: a sparse layer's padding samples count too
+    want = sum(padded * int(np.count_nonzero(l.w)) if l.sparse is not None else 130 * l.w.size for l in plan.layers)
+    assert plan.last_macs == want
+    lines = plan.describe().splitlines()
+    assert len(lines) == 4 and "weight density" in lines[1] and f"kernel {kinds[0]}" in lines[1]
+    assert plan.run(x[:0]).shape == (0, 10)
+
+
+def test_sparse_plan_errors():
+    model = _pruned_mlp()
+    with pytest.raises(ValueError, match="batched only"):
+        infer.compile(model, "sparse", mode="one_at_a_time")
+    with pytest.raises(ValueError, match="one entry per Linear"):
+        infer.compile(model, "sparse", layer_kernels=["sparse"])
+    with pytest.raises(ValueError, match=r"layer_kernels\[1\] must be"):
+        infer.compile(model, "sparse", layer_kernels=["sparse", "csr", None])
+    with pytest.raises(ValueError, match="plan 'sparse' only"):
+        infer.compile(model, "dense", layer_kernels=["sparse"] * 3)
