@@ -105,6 +105,14 @@ int pyann_from_tiles(const float *xt, float *x, int64_t n, int64_t d);
 int pyann_sparse_linear_per_sample(const float *x, const int64_t *ptr, const int32_t *idx,
                                    const float *val, const float *b, float *y, int64_t n,
                                    int64_t in, int64_t out, int relu);
+/* A whole MLP one sample at a time, each layer sparse (ptrs[l] != NULL: ptrs/idxs/vals[l] as
+   above) or dense (ws[l] (sizes[l], sizes[l + 1])), bs[l] or NULL, ReLU where relus[l] != 0.
+   split_images as in pyann_mlp_per_sample. macs: NULL or += the multiply-adds executed. */
+int pyann_sparse_mlp_per_sample(const float *x, float *y, int64_t n, int n_layers, const int64_t *sizes,
+                                const float *const *ws, const int64_t *const *ptrs,
+                                const int32_t *const *idxs, const float *const *vals,
+                                const float *const *bs, const uint8_t *relus, int split_images,
+                                int64_t *macs);
 /* END CFFI API */
 
 #endif /* PYANN_KERNELS_H */

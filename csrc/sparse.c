@@ -19,10 +19,18 @@
  *                             samples, one run each on a loaded 2-core Xeon)
  *   4. one sample at a time - x row-major, loop over samples inside C; each sample's outputs
  *                             split over the threads (latency setting, as relu_predict.c's 3)
+ *   5. whole MLP per sample - every layer of one sample before the next, each layer sparse (4's
+ *                             row sums) or dense (a GEMV of vector FMAs over w's rows); threads
+ *                             split each layer's outputs with a barrier per layer, or take whole
+ *                             samples (split_images), as relu_predict.c's 5
  */
+#include <stdlib.h>
 #include "pyann_kernels.h"
 #include "runtime.h"
 #include "simd.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define SP_TILE PYANN_SPARSE_TILE
 
@@ -142,5 +150,105 @@ int pyann_from_tiles(const float *xt, float *x, int64_t n, int64_t d)
                 tile_block(src + k0 * SP_TILE + m0, SP_TILE, x + (t * SP_TILE + m0) * d + k0, d, rows, cols);
             }
     }
+    return PYANN_OK;
+}
+
+/* 5a. Dense layer, outputs [c0, c1) of one sample: whole vectors of VW outputs, then scalars. */
+static void dense_outputs(const float *x, const float *w, const float *b, float *y, int64_t in,
+                          int64_t out, int64_t c0, int64_t c1, int relu)
+{
+    int64_t c = c0;
+    for (; c + VW <= c1; c += VW) {
+        vec_t acc = b ? vload(b + c) : vzero();
+        for (int64_t k = 0; k < in; k++) acc = vfma(vset1(x[k]), vload(w + k * out + c), acc);
+        vstore(y + c, relu ? vrelu(acc) : acc);
+    }
+    for (; c < c1; c++) {
+        float acc = b ? b[c] : 0.0f;
+        for (int64_t k = 0; k < in; k++) acc += x[k] * w[k * out + c];
+        y[c] = (relu && acc < 0.0f) ? 0.0f : acc;
+    }
+}
+
+/* The outputs [c0, c1) of thread tid of nt, in whole vectors so that threads never share one. */
+static void share(int64_t out, int tid, int nt, int64_t *c0, int64_t *c1)
+{
+    const int64_t vecs = (out + VW - 1) / VW;
+    *c0 = vecs * tid / nt * VW;
+    *c1 = vecs * (tid + 1) / nt * VW;
+    if (*c1 > out) *c1 = out;
+    if (*c0 > out) *c0 = out;
+}
+
+/* 5b. */
+int pyann_sparse_mlp_per_sample(const float *x, float *y, int64_t n, int n_layers, const int64_t *sizes,
+                                const float *const *ws, const int64_t *const *ptrs,
+                                const int32_t *const *idxs, const float *const *vals,
+                                const float *const *bs, const uint8_t *relus, int split_images,
+                                int64_t *macs)
+{
+    if (n < 0 || n_layers < 1 || !sizes || !ws || !ptrs || !idxs || !vals || !relus || (n > 0 && (!x || !y)))
+        return PYANN_EINVAL;
+    int64_t width = 1;
+    for (int l = 0; l <= n_layers; l++) {
+        if (sizes[l] <= 0 || sizes[l] > INT32_MAX) return PYANN_EINVAL;
+        if (sizes[l] > width) width = sizes[l];
+    }
+    for (int l = 0; l < n_layers; l++) {
+        if (!ws[l] && !ptrs[l]) return PYANN_EINVAL;
+        if (ptrs[l] && (ptrs[l][0] != 0 || (ptrs[l][sizes[l + 1]] > 0 && (!idxs[l] || !vals[l]))))
+            return PYANN_EINVAL;
+    }
+    if (n == 0) return PYANN_OK;
+    int64_t per_sample = 0;   /* multiply-adds of one sample through every layer */
+    for (int l = 0; l < n_layers; l++)
+        per_sample += ptrs[l] ? ptrs[l][sizes[l + 1]] : sizes[l] * sizes[l + 1];
+    float *shared[2] = {malloc(sizeof(float) * (size_t)width), malloc(sizeof(float) * (size_t)width)};
+    int fail = !shared[0] || !shared[1];
+    if (!fail) {
+        #pragma omp parallel num_threads(pyann_team()) reduction(+ : fail)
+        {
+#ifdef _OPENMP
+            const int me = omp_get_thread_num(), team = omp_get_num_threads();
+#else
+            const int me = 0, team = 1;
+#endif
+            const int tid = split_images ? 0 : me, nt = split_images ? 1 : team;
+            float *own[2] = {NULL, NULL};
+            float *const *h = shared;
+            if (split_images) {
+                own[0] = malloc(sizeof(float) * (size_t)width);
+                own[1] = malloc(sizeof(float) * (size_t)width);
+                h = own;
+            }
+            const int ok = !split_images || (own[0] && own[1]);
+            if (!ok) fail = 1;
+            const int64_t first = split_images ? me : 0, step = split_images ? team : 1;
+            for (int64_t i = first; i < n; i += step)
+                for (int l = 0; l < n_layers; l++) {
+                    const int64_t in = sizes[l], out = sizes[l + 1];
+                    const float *xin = l == 0 ? x + i * in : h[(l - 1) & 1];
+                    float *yout = l == n_layers - 1 ? y + i * out : h[l & 1];
+                    int64_t c0, c1;
+                    share(out, tid, nt, &c0, &c1);
+                    if (ok && ptrs[l]) {
+                        for (int64_t j = c0; j < c1; j++)
+                            yout[j] = row_dot(idxs[l], vals[l], ptrs[l][j], ptrs[l][j + 1], xin, 1,
+                                              bs[l] ? bs[l][j] : 0.0f, relus[l]);
+                    } else if (ok) {
+                        dense_outputs(xin, ws[l], bs[l], yout, in, out, c0, c1, relus[l]);
+                    }
+                    if (!split_images) {
+                        #pragma omp barrier
+                    }
+                }
+            free(own[0]);
+            free(own[1]);
+        }
+    }
+    free(shared[0]);
+    free(shared[1]);
+    if (fail) return PYANN_ENOMEM;
+    if (macs) *macs += per_sample * n;
     return PYANN_OK;
 }

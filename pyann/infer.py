@@ -14,8 +14,8 @@ plan (the kernel family):
     "combined"  zero skipping at every layer and the predictor's mask at its layers
     "sparse"    for a pruned model: each layer runs the sparse kernel (weights by output neuron,
                 activations in tiles of 64 samples) or pyann's dense kernel, whichever measured
-                faster on this machine for that layer at compile time (layer_kernels= forces it);
-                batched mode only so far
+                faster on this machine for that layer at compile time, in the plan's mode
+                (layer_kernels= forces it)
 mode: "batched" (the whole batch layer after layer) or "one_at_a_time" (each image through the
 whole network before the next, the loop inside C: pyann.kernels.mlp_per_sample; for "numpy" a
 Python loop over images). split, one image at a time: "images" (default) - each core runs whole
@@ -219,6 +219,12 @@ class InferencePlan:
 
     def _run_one(self, x: np.ndarray) -> np.ndarray:
         k = self.kernel
+        if k == "sparse":
+            y, self.last_macs = kernels.sparse_mlp_per_sample(
+                x, [(l.sparse if l.sparse is not None else l.w, l.b, l.relu) for l in self.layers],
+                split_images=self.split == "images", return_macs=True)
+            self.last_predictor_macs = 0
+            return y
         if k == "numpy":
             out = np.empty((x.shape[0], self.out_features), np.float32)
             layers = [(l.w, l.b, l.relu) for l in self.layers]
@@ -280,8 +286,6 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
         raise ValueError(f"scheme must be one of {tuple(kernels.ZEROSKIP_SCHEMES)}, got {scheme!r}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if plan == "sparse" and mode != "batched":
-        raise ValueError("plan 'sparse' runs batched only: one image at a time is not built yet")
     if layer_kernels is not None and plan != "sparse":
         raise ValueError("layer_kernels applies to plan 'sparse' only")
     linears = _mlp_layers(model)
@@ -310,7 +314,7 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
         layers.append(pl)
     model_macs = sum(l.w.size for l in layers)
     if plan == "sparse":
-        _choose_sparse(layers, layer_kernels)
+        _choose_sparse(layers, layer_kernels, mode, split)
     permuted = bool(reorder and predictor is not None and predictor.rates is not None
                     and plan not in ("numpy", "dense"))
     if permuted:
@@ -348,13 +352,14 @@ def _check_finite(linears, predictor: Optional[Predictor]) -> None:
 SPARSE_CALIBRATION = 512   # samples timed per layer when choosing sparse or dense
 
 
-def _choose_sparse(layers: List[PlanLayer], forced) -> None:
+def _choose_sparse(layers: List[PlanLayer], forced, mode: str, split: str) -> None:
     """Give each layer its sparse packing where the sparse kernel is faster, in place.
 
-    The choice is measured, not guessed: on SPARSE_CALIBRATION random samples, pyann's dense
-    kernel against the sparse kernel (its tile conversion included: the cost of one sparse layer
-    between dense ones), timed round-robin, the median of 5 each, so that a busy machine slows
-    both alike. Forced entries skip the measurement."""
+    The choice is measured, not guessed: on SPARSE_CALIBRATION random samples, dense against
+    sparse for that layer in the plan's mode (batched: pyann's dense kernel against the tiled
+    sparse one, its tile conversion included; one image at a time: the one-layer per-sample loop
+    either way), timed round-robin, the median of 5 each, so that a busy machine slows both alike.
+    Forced entries skip the measurement."""
     if forced is not None and len(forced) != len(layers):
         raise ValueError(f"layer_kernels needs one entry per Linear ({len(layers)}), got {len(forced)}")
     rng = np.random.default_rng(0)
@@ -365,10 +370,14 @@ def _choose_sparse(layers: List[PlanLayer], forced) -> None:
         sw = kernels.pack_sparse(l.w)
         if force is None:
             x = rng.standard_normal((SPARSE_CALIBRATION, l.w.shape[0]), dtype=np.float32)
-            l.timing = _round_robin({
-                "dense": lambda: kernels.dense(x, l.w, l.b, relu=l.relu),
-                "sparse": lambda: kernels.from_tiles(
-                    kernels.sparse_linear_tiled(kernels.to_tiles(x), sw, l.b, l.relu), len(x))})
+            if mode == "batched":
+                candidates = {"dense": lambda: kernels.dense(x, l.w, l.b, relu=l.relu),
+                              "sparse": lambda: kernels.from_tiles(
+                                  kernels.sparse_linear_tiled(kernels.to_tiles(x), sw, l.b, l.relu), len(x))}
+            else:
+                one = lambda w: kernels.sparse_mlp_per_sample(x, [(w, l.b, l.relu)], split_images=split == "images")
+                candidates = {"dense": lambda: one(l.w), "sparse": lambda: one(sw)}
+            l.timing = _round_robin(candidates)
             force = "sparse" if l.timing["sparse"] < l.timing["dense"] else "dense"
         l.sparse = sw if force == "sparse" else None
 

@@ -653,3 +653,46 @@ def sparse_linear_per_sample(x: np.ndarray, sw: SparseWeights, b: np.ndarray | N
     _call(_lib().pyann_sparse_linear_per_sample, _ptr(x), _ptr(sw.ptr),
           _ptr(sw.idx), _ptr(sw.val), _ptr(b), _ptr(y), n, sw.in_features, sw.out_features, int(bool(relu)))
     return _finish(y, out)
+
+
+def sparse_mlp_per_sample(x: np.ndarray, layers, split_images: bool = True, return_macs: bool = False):
+    """A whole MLP one sample at a time in C, each layer dense or pruned.
+
+    layers: [(w, b, relu)] with w a dense (in, out) float32 array or a SparseWeights, b (out,) or
+    None. split_images: each thread takes whole samples (True) or both share each layer's
+    outputs with a barrier per layer (False). Returns y (n, d_L), or (y, macs)."""
+    layers = list(layers)
+    if not layers:
+        raise ValueError("layers must be a non-empty list of (w, b, relu)")
+    sizes, keep, c = [], [], _ext.ffi
+    ws, ptrs = c.new("float *[]", len(layers)), c.new("int64_t *[]", len(layers))
+    idxs, vals = c.new("int32_t *[]", len(layers)), c.new("float *[]", len(layers))
+    bs = c.new("float *[]", len(layers))
+    for l, (w, b, _) in enumerate(layers):
+        if isinstance(w, SparseWeights):
+            d_in, d_out = w.in_features, w.out_features
+            ptrs[l], idxs[l], vals[l] = _ptr(w.ptr), _ptr(w.idx), _ptr(w.val)
+            keep.append(w)
+        else:
+            w = check_array(f"layers[{l}] w", w, np.float32, ndim=2)
+            d_in, d_out = w.shape
+            ws[l] = _ptr(w)
+            keep.append(w)
+        if sizes and d_in != sizes[-1]:
+            raise ValueError(f"layers[{l}] has {d_in} inputs but layer {l - 1} has {sizes[-1]} outputs")
+        sizes += [d_in, d_out] if not sizes else [d_out]
+        if b is not None:
+            b = check_array(f"layers[{l}] b", b, np.float32, shape=(d_out,))
+            bs[l] = _ptr(b)
+            keep.append(b)
+    for l, d in enumerate(sizes):
+        if not 1 <= d <= INT32_MAX:
+            raise ValueError(f"every layer width must be in 1..{INT32_MAX}; width {l} is {d}")
+    x = check_array("x", x, np.float32, shape=(None, sizes[0]))
+    y = np.empty((x.shape[0], sizes[-1]), np.float32)
+    macs = c.new("int64_t *", 0)
+    _call(_lib().pyann_sparse_mlp_per_sample, _ptr(x), _ptr(y), x.shape[0], len(layers), c.new("int64_t[]", sizes),
+          ws, ptrs, idxs, vals, bs, c.new("uint8_t[]", [int(bool(r)) for _, _, r in layers]),
+          int(bool(split_images)), macs)
+    del keep
+    return (y, int(macs[0])) if return_macs else y

@@ -189,10 +189,11 @@ def _pruned_mlp(density=0.08, seed=0):
 
 
 @pytest.mark.parametrize("choice", [None, ["sparse"] * 3, ["dense", "sparse", "dense"], ["sparse", "sparse", "dense"]])
-def test_sparse_plan_matches_the_model(choice):
+@pytest.mark.parametrize("mode, split", [("batched", "images"), ("one_at_a_time", "images"), ("one_at_a_time", "outputs")])
+def test_sparse_plan_matches_the_model(choice, mode, split):
     model = _pruned_mlp()
     x = np.random.default_rng(3).standard_normal((130, 40)).astype(np.float32)   # two full tiles and a partial one
-    plan = infer.compile(model, "sparse", layer_kernels=choice)
+    plan = infer.compile(model, "sparse", mode=mode, split=split, layer_kernels=choice)
     np.testing.assert_allclose(plan.run(x), model.forward(x), rtol=1e-4, atol=1e-5)
     kinds = ["sparse" if l.sparse is not None else "dense" for l in plan.layers]
     if choice is not None:
@@ -200,7 +201,7 @@ def test_sparse_plan_matches_the_model(choice):
     else:   # measured: each layer records both timings and took the faster kernel
         for l, kind in zip(plan.layers, kinds):
             assert set(l.timing) == {"dense", "sparse"} and kind == min(l.timing, key=l.timing.get)
-    padded = 192   # executed multiply-adds: a sparse layer's padding samples count too
+    padded = 192 if mode == "batched" else 130   # batched: a sparse layer's padding samples count too
     want = sum(padded * int(np.count_nonzero(l.w)) if l.sparse is not None else 130 * l.w.size for l in plan.layers)
     assert plan.last_macs == want
     lines = plan.describe().splitlines()
@@ -210,8 +211,6 @@ def test_sparse_plan_matches_the_model(choice):
 
 def test_sparse_plan_errors():
     model = _pruned_mlp()
-    with pytest.raises(ValueError, match="batched only"):
-        infer.compile(model, "sparse", mode="one_at_a_time")
     with pytest.raises(ValueError, match="one entry per Linear"):
         infer.compile(model, "sparse", layer_kernels=["sparse"])
     with pytest.raises(ValueError, match=r"layer_kernels\[1\] must be"):

@@ -107,3 +107,25 @@ def test_bad_packed_layers_and_arguments(rng):
     x = np.zeros((4, 10), np.float32)
     with pytest.raises(ValueError, match="out must not share memory with x"):
         K.sparse_linear_per_sample(x, sw, out=x.reshape(-1)[:16].reshape(4, 4))
+
+
+@pytest.mark.parametrize("split_images", [False, True])
+def test_sparse_mlp_per_sample_matches_layer_by_layer(rng, split_images):
+    sizes = [37, 50, 17, 64, 10]
+    ws = [_pruned(rng, a, b, d) for a, b, d in zip(sizes, sizes[1:], (0.1, 1.0, 0.0, 0.3))]
+    bs = [rng.standard_normal(b, dtype=np.float32) if i % 2 else None for i, b in enumerate(sizes[1:])]
+    relus = [True, False, True, False]
+    x = rng.standard_normal((70, 37), dtype=np.float32)
+    want = x
+    for w, b, r in zip(ws, bs, relus):
+        want = K.dense_reference(want, w, b, r)
+    for sparse in ([True] * 4, [False] * 4, [True, False, True, False]):
+        layers = [(K.pack_sparse(w) if s else w, b, r) for w, b, r, s in zip(ws, bs, relus, sparse)]
+        y, macs = K.sparse_mlp_per_sample(x, layers, split_images, return_macs=True)
+        np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+        assert macs == 70 * sum(np.count_nonzero(w) if s else w.size for w, s in zip(ws, sparse))
+    assert K.sparse_mlp_per_sample(x[:0], layers).shape == (0, 10)
+    with pytest.raises(ValueError, match="has 50 inputs but layer 0 has 17"):
+        K.sparse_mlp_per_sample(x, [(ws[0][:, :17].copy(), None, True), (ws[1], None, True)])
+    with pytest.raises(ValueError, match="layer width"):
+        K.sparse_mlp_per_sample(x, [(np.zeros((37, 0), np.float32), None, True)])
