@@ -125,8 +125,14 @@ def fetch(name: str, root=None, *, allow_unofficial: bool = False,
           opener: Opener | None = None, progress: bool | None = None) -> Located:
     """Make sure a dataset is on disk: find it, or download it and verify its md5.
 
-    Downloads go to ``root/<folder>`` when ``root`` is given, else to the user cache.
-    Returns the :class:`Located` files (nothing is decoded).
+    Downloads go to ``root/<folder>`` when ``root`` is given (``root`` is created if missing:
+    here it is the download's destination), else to the user cache. In offline mode
+    (``$PYANN_OFFLINE``) nothing is downloaded or created. Returns the :class:`Located` files
+    (nothing is decoded).
     """
+    from pathlib import Path
+    from .resolution import offline
+    if root is not None and not offline():
+        Path(root).expanduser().mkdir(parents=True, exist_ok=True)
     return locate(name, root, download=True, allow_unofficial=allow_unofficial,
                   opener=opener, progress=progress)

@@ -4,8 +4,8 @@ Search order (the first folder holding a complete set of files wins):
 
 1. the explicit ``root`` argument (``--data-root`` on the command line): ``root/<folder>``,
    then ``root`` itself. A ``root`` that does not exist is an error (DatasetNotFoundError),
-   never a silent fall-back to the other locations (with ``download=True`` it is created: it
-   is where the download goes);
+   never a silent fall-back to the other locations (`pyann data fetch --data-root DIR`
+   creates DIR first: there it is where the download goes);
 2. ``$PYANN_DATA/<folder>``;
 3. the user cache ``$XDG_CACHE_HOME/pyann/<folder>`` (default ``~/.cache/pyann/<folder>``);
 4. ``../shared/datasets/<folder>`` beside the source checkout pyann runs from (the offline
@@ -40,7 +40,7 @@ __all__ = ["ENV_VAR", "OFFLINE_ENV_VAR", "SYSTEM_DIRS", "CHECKOUT_DIRS", "Locate
 
 ENV_VAR = "PYANN_DATA"
 OFFLINE_ENV_VAR = "PYANN_OFFLINE"
-CHECKOUT_LABEL = "beside the checkout (../shared/datasets)"
+CHECKOUT_LABEL = "../shared/datasets beside the checkout"
 # Module-level so that tests (and unusual systems) can replace it.
 SYSTEM_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets"),)
 
@@ -254,14 +254,11 @@ def locate(name: str | DatasetSpec, root=None, *, download: bool = False,
     """
     spec = get_spec(name)
     if root is not None and not Path(root).expanduser().is_dir():
-        if download and not offline():
-            Path(root).expanduser().mkdir(parents=True, exist_ok=True)   # where the download goes
-        else:
-            raise DatasetNotFoundError(
-                f"data root {root} does not exist (given as root= / --data-root); nothing else was "
-                f"searched. Pass an existing folder that holds {spec.folder}/, or leave it out to "
-                f"search ${ENV_VAR}, the user cache and the other locations.",
-                tried=[f"root= argument: {root}: no such folder"])
+        raise DatasetNotFoundError(
+            f"data root {root} does not exist (given as root= / --data-root); nothing else was "
+            f"searched. Pass an existing folder (one that holds {spec.folder}/, or an empty one to "
+            f"download into), or leave it out to search ${ENV_VAR}, the user cache and the other "
+            f"locations.", tried=[f"root= argument: {root}: no such folder"])
     tried: list[str] = []
     seen: set[Path] = set()
     for label, folder, note in search_dirs(spec, root, unofficial=allow_unofficial):
@@ -293,6 +290,8 @@ def locate(name: str | DatasetSpec, root=None, *, download: bool = False,
             tried.append(f"download: failed: {exc}")
         else:
             return _verified(spec, variant, target, paths, "download", allow_unofficial, fetched)
+    elif offline():
+        tried.append(f"download: off (offline mode: ${OFFLINE_ENV_VAR} is set)")
     else:
         tried.append("download: disabled (pass download=True, or run "
                      f"`pyann data fetch {spec.name}`)")

@@ -115,7 +115,7 @@ def test_cli_info_and_fetch(tmp_path, build, capsys, monkeypatch):
     assert "fashion-mnist: not available (Fashion-MNIST not found" in out
     assert main(["fetch", "mnist", "--root", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: MNIST: the files found at") and "allow_unofficial" in err
+    assert "pyann data fetch: error: MNIST: the files found at" in err and "allow_unofficial" in err
     assert main(["fetch", "mnist", "--allow-unofficial"]) == 0
     assert "MISMATCH (official f68b3c2dcbeaaa9fbdd348bbdeb94873)" in capsys.readouterr().out
 

@@ -50,9 +50,12 @@ def _serving(folder: Path, calls: list):
 
 
 @pytest.mark.realdata
-def test_download_creates_a_missing_root_and_checks_md5(tmp_path, real_data):
+def test_download_fetches_into_root_and_checks_md5(tmp_path, real_data):
     calls = []
     target = tmp_path / "new-root"
+    with pytest.raises(DatasetNotFoundError, match="does not exist"):   # not even with download=True
+        locate("mnist", target, download=True, opener=_serving(real_data / "mnist", calls))
+    target.mkdir()
     found = locate("mnist", target, download=True, opener=_serving(real_data / "mnist", calls), progress=False)
     assert found.official and found.source == "download" and len(calls) == 4
     assert found.folder == target / "mnist" and len(found.downloaded) == 4
