@@ -98,6 +98,14 @@ int pyann_mlp_per_sample(const float *x, float *y, int64_t n, int n_layers, cons
 int pyann_sparse_linear_tiled(const float *xt, const int64_t *ptr, const int32_t *idx,
                               const float *val, const float *b, float *yt, int64_t tiles,
                               int64_t in, int64_t out, int relu);
+/* Block-pruned w in blocks of PYANN_SPARSE_BLOCK outputs x 1 input: block row r (outputs 4r .. 4r + 3)
+   keeps inputs idx[p], p in [ptr[r], ptr[r + 1]) (ptr has out / 4 + 1 entries), weights
+   val[4 p + i] for output 4r + i (zeros inside a kept block stored as zeros); out % 4 == 0.
+   Activations tiled as pyann_sparse_linear_tiled. */
+#define PYANN_SPARSE_BLOCK 4
+int pyann_sparse_blocked_tiled(const float *xt, const int64_t *ptr, const int32_t *idx,
+                               const float *val, const float *b, float *yt, int64_t tiles,
+                               int64_t in, int64_t out, int relu);
 /* x (n, d) row-major -> xt (ceil(n / 64), d, 64), padding samples 0; and back (n rows of it). */
 int pyann_to_tiles(const float *x, float *xt, int64_t n, int64_t d);
 int pyann_from_tiles(const float *xt, float *x, int64_t n, int64_t d);

@@ -55,7 +55,7 @@ class PlanLayer:
     hidden: Optional[int]
     mask: Optional[np.ndarray] = None          # shared uint8 (out,): the history predictor
     lowrank: Optional[tuple] = None            # (u, v, margin): the per-sample predictor
-    sparse: Optional[kernels.SparseWeights] = None   # set when the layer runs the sparse kernel
+    sparse: Optional[object] = None            # kernels.SparseWeights or BlockSparseWeights: the sparse kernel runs
     timing: Optional[dict] = None              # compile-time measurement: seconds per kernel
 
     @property
@@ -115,7 +115,8 @@ class InferencePlan:
 
     def _layer_line(self, l: "PlanLayer") -> str:
         density = np.count_nonzero(l.w) / max(l.w.size, 1)
-        kind = "sparse" if l.sparse is not None else ("dense" if self.kernel == "sparse" else self.kernel)
+        kind = ("blocked" if isinstance(l.sparse, kernels.BlockSparseWeights) else "sparse") if l.sparse is not None \
+            else ("dense" if self.kernel == "sparse" else self.kernel)
         line = (f"{l.w.shape[0]}x{l.w.shape[1]}{' +ReLU' if l.relu else ''}, kernel {kind}, weight density "
                 f"{100 * density:.1f} %, multiply-adds per sample {l.sparse.nnz if l.sparse is not None else l.w.size:,}")
         if l.timing:
@@ -207,7 +208,9 @@ class InferencePlan:
             if l.sparse is not None:
                 if not tiled:
                     h, tiled = kernels.to_tiles(h), True
-                h = kernels.sparse_linear_tiled(h, l.sparse, l.b, l.relu)
+                run = kernels.sparse_blocked_tiled if isinstance(l.sparse, kernels.BlockSparseWeights) \
+                    else kernels.sparse_linear_tiled
+                h = run(h, l.sparse, l.b, l.relu)
                 macs += padded * l.sparse.nnz          # the padding samples of the last tile too
             else:
                 if tiled:
@@ -271,7 +274,8 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
       "union" (tiles of 4 samples share the union of their nonzeros: more multiply-adds, fewer
       loads), or "auto" (the kernel picks per layer call from the input's density); see
       pyann.kernels.relu_layer.
-    layer_kernels (plan "sparse"): per Linear None (measure), "sparse" or "dense".
+    layer_kernels (plan "sparse"): per Linear None (measure), "dense", "sparse" or (batched, outputs
+      divisible by 4) "blocked".
     """
     if isinstance(plan, InferencePlan):
         plan.check_model(model)
@@ -353,33 +357,42 @@ SPARSE_CALIBRATION = 512   # samples timed per layer when choosing sparse or den
 
 
 def _choose_sparse(layers: List[PlanLayer], forced, mode: str, split: str) -> None:
-    """Give each layer its sparse packing where the sparse kernel is faster, in place.
+    """Give each layer its sparse packing where a sparse kernel is faster, in place.
 
-    The choice is measured, not guessed: on SPARSE_CALIBRATION random samples, dense against
-    sparse for that layer in the plan's mode (batched: pyann's dense kernel against the tiled
-    sparse one, its tile conversion included; one image at a time: the one-layer per-sample loop
-    either way), timed round-robin, the median of 5 each, so that a busy machine slows both alike.
-    Forced entries skip the measurement."""
+    The choice is measured, not guessed: on SPARSE_CALIBRATION random samples, each candidate
+    for that layer in the plan's mode (batched: pyann's dense kernel, the tiled sparse kernel and,
+    when the outputs divide into blocks of 4, the 4x1 blocked one, the tile conversion included;
+    one image at a time: the one-layer per-sample loop dense or sparse), timed round-robin, the
+    median of 5 each, so that a busy machine slows them alike. Forced entries skip the measurement."""
     if forced is not None and len(forced) != len(layers):
         raise ValueError(f"layer_kernels needs one entry per Linear ({len(layers)}), got {len(forced)}")
     rng = np.random.default_rng(0)
     for i, l in enumerate(layers):
         force = None if forced is None else forced[i]
-        if force not in (None, "sparse", "dense"):
-            raise ValueError(f"layer_kernels[{i}] must be None, 'sparse' or 'dense', got {force!r}")
-        sw = kernels.pack_sparse(l.w)
+        allowed = ("sparse", "dense") + (("blocked",) if mode == "batched" else ())
+        if force not in (None,) + allowed:
+            raise ValueError(f"layer_kernels[{i}] must be None or one of {allowed} in mode {mode}, got {force!r}")
+        blockable = mode == "batched" and l.w.shape[1] % kernels.SPARSE_BLOCK == 0
+        if force == "blocked" and not blockable:
+            raise ValueError(f"layer_kernels[{i}]: 'blocked' needs outputs divisible by {kernels.SPARSE_BLOCK}, "
+                             f"layer {i} has {l.w.shape[1]}")
+        packed = {"sparse": kernels.pack_sparse(l.w)}
+        if blockable and force in (None, "blocked"):
+            packed["blocked"] = kernels.pack_blocked(l.w)
         if force is None:
             x = rng.standard_normal((SPARSE_CALIBRATION, l.w.shape[0]), dtype=np.float32)
             if mode == "batched":
+                tiled = lambda run, pw: lambda: kernels.from_tiles(run(kernels.to_tiles(x), pw, l.b, l.relu), len(x))
                 candidates = {"dense": lambda: kernels.dense(x, l.w, l.b, relu=l.relu),
-                              "sparse": lambda: kernels.from_tiles(
-                                  kernels.sparse_linear_tiled(kernels.to_tiles(x), sw, l.b, l.relu), len(x))}
+                              "sparse": tiled(kernels.sparse_linear_tiled, packed["sparse"])}
+                if "blocked" in packed:
+                    candidates["blocked"] = tiled(kernels.sparse_blocked_tiled, packed["blocked"])
             else:
-                one = lambda w: kernels.sparse_mlp_per_sample(x, [(w, l.b, l.relu)], split_images=split == "images")
-                candidates = {"dense": lambda: one(l.w), "sparse": lambda: one(sw)}
+                one = lambda w: lambda: kernels.sparse_mlp_per_sample(x, [(w, l.b, l.relu)], split_images=split == "images")
+                candidates = {"dense": one(l.w), "sparse": one(packed["sparse"])}
             l.timing = _round_robin(candidates)
-            force = "sparse" if l.timing["sparse"] < l.timing["dense"] else "dense"
-        l.sparse = sw if force == "sparse" else None
+            force = min(l.timing, key=l.timing.get)
+        l.sparse = packed.get(force)
 
 
 def _round_robin(fns: dict, rounds: int = 5) -> dict:

@@ -562,6 +562,91 @@ def pack_sparse(w: np.ndarray) -> SparseWeights:
     return SparseWeights(ptr, cols.astype(np.int32), np.ascontiguousarray(wt[rows, cols]), w.shape[0], w.shape[1])
 
 
+SPARSE_BLOCK = 4   # outputs per block of the blocked layout (csrc: PYANN_SPARSE_BLOCK)
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockSparseWeights:
+    """A block-pruned w (in, out) in blocks of SPARSE_BLOCK outputs x 1 input: block row r
+    (outputs 4r .. 4r + 3) keeps inputs idx[ptr[r] .. ptr[r + 1]), their 4 weights at
+    val[4p .. 4p + 4). A kept block is stored whole, zeros included (so 0 x Inf is NaN there,
+    as in the dense layer). Build with pack_blocked(w)."""
+    ptr: np.ndarray
+    idx: np.ndarray
+    val: np.ndarray
+    in_features: int
+    out_features: int
+
+    def __post_init__(self):
+        if self.out_features % SPARSE_BLOCK:
+            raise ValueError(f"blocks of {SPARSE_BLOCK} outputs need out_features divisible by "
+                             f"{SPARSE_BLOCK}, got {self.out_features}")
+        rows = self.out_features // SPARSE_BLOCK
+        flat = SparseWeights(self.ptr, self.idx, np.ascontiguousarray(self.val[::SPARSE_BLOCK]),
+                             self.in_features, rows)   # checks ptr and idx as C will trust them
+        val = check_array("val", self.val, np.float32, shape=(SPARSE_BLOCK * flat.nnz,))
+        for name, a in (("ptr", flat.ptr), ("idx", flat.idx), ("val", val)):
+            object.__setattr__(self, name, a)
+
+    @property
+    def nnz(self) -> int:
+        """Weights stored (kept blocks x SPARSE_BLOCK): the multiply-adds per sample."""
+        return int(self.val.shape[0])
+
+    @property
+    def density(self) -> float:
+        return self.nnz / max(self.in_features * self.out_features, 1)
+
+    def to_sparse(self) -> SparseWeights:
+        """The same layer by output neuron, a kept block's zeros stored explicitly."""
+        vals = self.val.reshape(-1, SPARSE_BLOCK)
+        idx, val, counts = [], [], []
+        for r in range(self.out_features // SPARSE_BLOCK):
+            p0, p1 = self.ptr[r], self.ptr[r + 1]
+            for i in range(SPARSE_BLOCK):   # output 4r + i: the block row's inputs, its weights
+                idx.append(self.idx[p0:p1])
+                val.append(vals[p0:p1, i])
+                counts.append(p1 - p0)
+        ptr = np.zeros(self.out_features + 1, np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        join = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+        return SparseWeights(ptr, join(idx, np.int32), join(val, np.float32), self.in_features, self.out_features)
+
+    def to_dense(self) -> np.ndarray:
+        return self.to_sparse().to_dense()
+
+
+def pack_blocked(w: np.ndarray) -> BlockSparseWeights:
+    """Pack w (in, out) by blocks of SPARSE_BLOCK outputs x 1 input: a block is kept when any of
+    its weights is nonzero. Exact for any w; fast when w was block-pruned."""
+    w = check_array("w", w, np.float32, ndim=2)
+    d_in, d_out = w.shape
+    if d_out % SPARSE_BLOCK:
+        raise ValueError(f"blocks of {SPARSE_BLOCK} outputs need out_features divisible by {SPARSE_BLOCK}, got {d_out}")
+    blocks = w.reshape(d_in, d_out // SPARSE_BLOCK, SPARSE_BLOCK).transpose(1, 0, 2)   # (rows, in, 4)
+    kept = blocks.any(axis=2)
+    ptr = np.zeros(d_out // SPARSE_BLOCK + 1, np.int64)
+    np.cumsum(kept.sum(axis=1), out=ptr[1:])
+    rows, cols = np.nonzero(kept)
+    return BlockSparseWeights(ptr, cols.astype(np.int32), np.ascontiguousarray(blocks[rows, cols].reshape(-1)),
+                              d_in, d_out)
+
+
+def sparse_blocked_tiled(xt: np.ndarray, bw: BlockSparseWeights, b: np.ndarray | None = None,
+                         relu: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """Block-pruned layer on tiled activations: xt (tiles, in, 64) -> yt (tiles, out, 64)."""
+    if not isinstance(bw, BlockSparseWeights):
+        raise ValueError(f"bw must be a BlockSparseWeights (pack_blocked(w)), got {type(bw).__name__}")
+    if b is not None:
+        b = check_array("b", b, np.float32, shape=(bw.out_features,))
+    xt = check_array("xt", xt, np.float32, shape=(None, bw.in_features, SPARSE_TILE))
+    tiles = xt.shape[0]
+    y = output_buffer(out, (tiles, bw.out_features, SPARSE_TILE), dict(xt=xt, b=b, val=bw.val))
+    _call(_lib().pyann_sparse_blocked_tiled, _ptr(xt), _ptr(bw.ptr), _ptr(bw.idx), _ptr(bw.val), _ptr(b),
+          _ptr(y), tiles, bw.in_features, bw.out_features, int(bool(relu)))
+    return _finish(y, out)
+
+
 def sparse_linear_reference(x: np.ndarray, sw: SparseWeights, b: np.ndarray | None = None,
                             relu: bool = False) -> np.ndarray:
     """NumPy reference: y[:, j] = sum over row j's nonzeros of x[:, k] * w[k, j] (+ b, ReLU).

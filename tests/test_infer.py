@@ -188,21 +188,27 @@ def _pruned_mlp(density=0.08, seed=0):
     return model
 
 
-@pytest.mark.parametrize("choice", [None, ["sparse"] * 3, ["dense", "sparse", "dense"], ["sparse", "sparse", "dense"]])
-@pytest.mark.parametrize("mode, split", [("batched", "images"), ("one_at_a_time", "images"), ("one_at_a_time", "outputs")])
+SPARSE_CHOICES = [None, ["sparse"] * 3, ["dense", "sparse", "dense"], ["sparse", "sparse", "dense"]]
+SPARSE_CASES = ([(c, "batched", "images") for c in SPARSE_CHOICES + [["blocked", "blocked", "sparse"]]]
+                + [(c, "one_at_a_time", split) for c in SPARSE_CHOICES for split in infer.SPLITS])
+
+
+@pytest.mark.parametrize("choice, mode, split", SPARSE_CASES)
 def test_sparse_plan_matches_the_model(choice, mode, split):
     model = _pruned_mlp()
     x = np.random.default_rng(3).standard_normal((130, 40)).astype(np.float32)   # two full tiles and a partial one
     plan = infer.compile(model, "sparse", mode=mode, split=split, layer_kernels=choice)
     np.testing.assert_allclose(plan.run(x), model.forward(x), rtol=1e-4, atol=1e-5)
-    kinds = ["sparse" if l.sparse is not None else "dense" for l in plan.layers]
+    kinds = [type(l.sparse).__name__ if l.sparse is not None else "dense" for l in plan.layers]
+    kinds = [{"SparseWeights": "sparse", "BlockSparseWeights": "blocked"}.get(k, k) for k in kinds]
     if choice is not None:
         assert kinds == choice
-    else:   # measured: each layer records both timings and took the faster kernel
+    else:   # measured: each layer records every candidate's timing and took the fastest
         for l, kind in zip(plan.layers, kinds):
-            assert set(l.timing) == {"dense", "sparse"} and kind == min(l.timing, key=l.timing.get)
+            want = {"dense", "sparse"} | ({"blocked"} if mode == "batched" and l.w.shape[1] % 4 == 0 else set())
+            assert set(l.timing) == want and kind == min(l.timing, key=l.timing.get)
     padded = 192 if mode == "batched" else 130   # batched: a sparse layer's padding samples count too
-    want = sum(padded * int(np.count_nonzero(l.w)) if l.sparse is not None else 130 * l.w.size for l in plan.layers)
+    want = sum(padded * l.sparse.nnz if l.sparse is not None else 130 * l.w.size for l in plan.layers)
     assert plan.last_macs == want
     lines = plan.describe().splitlines()
     assert len(lines) == 4 and "weight density" in lines[1] and f"kernel {kinds[0]}" in lines[1]
@@ -215,5 +221,9 @@ def test_sparse_plan_errors():
         infer.compile(model, "sparse", layer_kernels=["sparse"])
     with pytest.raises(ValueError, match=r"layer_kernels\[1\] must be"):
         infer.compile(model, "sparse", layer_kernels=["sparse", "csr", None])
+    with pytest.raises(ValueError, match=r"layer_kernels\[0\] must be"):
+        infer.compile(model, "sparse", mode="one_at_a_time", layer_kernels=["blocked", None, None])
+    with pytest.raises(ValueError, match="'blocked' needs outputs divisible by 4, layer 2 has 10"):
+        infer.compile(model, "sparse", layer_kernels=[None, None, "blocked"])
     with pytest.raises(ValueError, match="plan 'sparse' only"):
         infer.compile(model, "dense", layer_kernels=["sparse"] * 3)

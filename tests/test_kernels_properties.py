@@ -159,3 +159,16 @@ def test_sparse_linear(case, density, relu):
     want = K.sparse_linear_reference(x, sw, b, relu)
     assert_same(K.sparse_linear(x, sw, b, relu), want, x.shape[1])
     assert_same(K.sparse_linear_per_sample(x, sw, b, relu), want, x.shape[1])
+
+
+@given(layers(max_n=70, max_out=40), st.sampled_from([0.0, 0.1, 0.5, 1.0]), st.booleans())
+def test_sparse_blocked(case, density, relu):
+    x, w, b, rng = case
+    d_out = w.shape[1] - w.shape[1] % K.SPARSE_BLOCK
+    assume(d_out > 0)
+    w = np.nan_to_num(w[:, :d_out], nan=1.0, posinf=2.0, neginf=-2.0)
+    w *= np.repeat(rng.random((w.shape[0], d_out // K.SPARSE_BLOCK)) < density, K.SPARSE_BLOCK, axis=1)
+    b = None if b is None else b[:d_out].copy()
+    bw = K.pack_blocked(w)
+    got = K.from_tiles(K.sparse_blocked_tiled(K.to_tiles(x), bw, b, relu), len(x))
+    assert_same(got, K.sparse_linear_reference(x, bw.to_sparse(), b, relu), x.shape[1])

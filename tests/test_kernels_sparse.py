@@ -129,3 +129,38 @@ def test_sparse_mlp_per_sample_matches_layer_by_layer(rng, split_images):
         K.sparse_mlp_per_sample(x, [(ws[0][:, :17].copy(), None, True), (ws[1], None, True)])
     with pytest.raises(ValueError, match="layer width"):
         K.sparse_mlp_per_sample(x, [(np.zeros((37, 0), np.float32), None, True)])
+
+
+def _block_pruned(rng, d_in, d_out, density):
+    keep = rng.random((d_in, d_out // K.SPARSE_BLOCK)) < density
+    return rng.standard_normal((d_in, d_out), dtype=np.float32) * np.repeat(keep, K.SPARSE_BLOCK, axis=1)
+
+
+@pytest.mark.parametrize("n, d_in, d_out, density", [(0, 8, 4, 0.5), (1, 784, 512, 0.1), (70, 33, 20, 0.3),
+                                                     (130, 64, 64, 1.0), (5, 10, 8, 0.0)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_blocked_matches_reference(rng, n, d_in, d_out, density, relu):
+    w = _block_pruned(rng, d_in, d_out, density)
+    if w.size:
+        w[0, 0] = 0.0                                  # a zero inside a kept block stays exact
+    bw = K.pack_blocked(w)
+    np.testing.assert_array_equal(bw.to_dense(), w)
+    assert bw.nnz == K.SPARSE_BLOCK * int(w.reshape(d_in, -1, K.SPARSE_BLOCK).any(axis=2).sum())
+    x = rng.standard_normal((n, d_in), dtype=np.float32)
+    b = rng.standard_normal(d_out, dtype=np.float32)
+    got = K.from_tiles(K.sparse_blocked_tiled(K.to_tiles(x), bw, b, relu), n)
+    np.testing.assert_allclose(got, K.dense_reference(x, w, b, relu), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(K.sparse_linear_reference(x, bw.to_sparse(), b, relu),
+                               K.dense_reference(x, w, b, relu), rtol=1e-4, atol=1e-4)
+
+
+def test_blocked_errors(rng):
+    with pytest.raises(ValueError, match="divisible by 4"):
+        K.pack_blocked(np.ones((3, 10), np.float32))
+    bw = K.pack_blocked(_block_pruned(rng, 10, 8, 0.5))
+    with pytest.raises(ValueError, match=r"idx must lie in \[0, 10\)"):
+        K.BlockSparseWeights(bw.ptr, np.full_like(bw.idx, 11), bw.val, 10, 8)
+    with pytest.raises(ValueError, match="val must have shape"):
+        K.BlockSparseWeights(bw.ptr, bw.idx, bw.val[:-1].copy(), 10, 8)
+    with pytest.raises(ValueError, match="must be a BlockSparseWeights"):
+        K.sparse_blocked_tiled(K.to_tiles(np.zeros((2, 10), np.float32)), K.pack_sparse(bw.to_dense()))
