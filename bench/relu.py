@@ -277,10 +277,11 @@ def _sweeps(model, history, lowrank, x, y, args) -> dict:
                   f"precision {p['precision_inactive']:.3f}  recall {p['recall_inactive']:.3f}")
     return {"history_masked": hist_masked, "history_combined": hist_comb, "lowrank_combined": low,
             "references": refs,
-            "curves": {"history (masked kernel, tau sweep)": hist_masked,
-                       "history + zero skip (combined, tau sweep)": hist_comb,
-                       f"low-rank r={args.rank} + zero skip (margin sweep)": low},
-            "points": {"dense": refs["dense"], "zero skipping (exact)": refs["zeroskip"]}}
+            # the names the study's figure uses for the same series (sweep.series_name)
+            "curves": {sw.series_name(history, "masked"): hist_masked,
+                       sw.series_name(history, "combined"): hist_comb,
+                       sw.series_name(lowrank, "combined"): low},
+            "points": sw.named_points(refs)}
 
 
 def _onnxruntime_row(model, x, y, mode, label):

@@ -120,13 +120,35 @@ def write_report(out, result: dict) -> None:
               + (f", on all test images (the per-epoch curve uses the first {curve})." if curve else "."),
               "", "![training curve](training-curve.png)", ""]
     write_text(out / "report.md", "\n".join(lines))
-    title = result["recipe"] + (" (JPEG-derived CIFAR-10)" if unofficial and "cifar" in result["recipe"] else "")
     finals = {"final test, all images": acc}
     if "test_flip" in result:
         finals["final test with flip TTA"] = 100 * result["test_flip"]["accuracy"]
-    test_label = f"test ({f'first {curve} images, ' if curve else ''}at the epoch's image size)"
-    save_figure(plot_training_curve(history, None if target is None else 100 * target, title, test_label, finals),
+    elif history and history[-1].get("val_acc") == result["test"]["accuracy"]:
+        finals = {}   # the final test is the last epoch's evaluation: the curve's last point already
+    save_figure(plot_training_curve(history, None if target is None else 100 * target, finals=finals,
+                                    **curve_labels(result)),
                 out / "training-curve.png")
+
+
+def curve_labels(result: dict) -> dict:
+    """The training curve's title and series names for a recipe's results: what was trained on
+    what, whether the training batches were augmented, and what the per-epoch test measured."""
+    config, recipe = result["config"], result["recipe"]
+    unofficial = not config.get("official_data", True)
+    curve = config.get("curve_images")
+    if recipe.startswith("wrn"):
+        model, data = f"WRN-{config.get('depth', '?')}-{config.get('width', '?')}", "CIFAR-10"
+        data += " (JPEG-derived copy)" if unofficial else ""
+        stages = config.get("progressive") or []
+        train = "train (crop + flip augmented batches, running mean over the epoch)"
+        test = f"test ({f'first {curve} images' if curve else 'all images'}" + \
+               (", at the epoch's image size)" if stages else ")")
+    else:
+        model = recipe.split("_")[0]
+        data = "MNIST" + (" (not the official files)" if unofficial else "")
+        train = "train (running mean over the epoch's batches)"
+        test = f"test ({f'first {curve} images' if curve else 'all test images; the last point is the final result'})"
+    return {"title": f"{model} on {data}: accuracy while training", "train_label": train, "test_label": test}
 
 
 def cnn3_mnist(epochs: int = 5, batch_size: int = 128, lr: float = 0.05, momentum: float = 0.9,

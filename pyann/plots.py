@@ -43,6 +43,68 @@ def save_figure(fig: Figure, path, dpi: int = 120) -> Path:
     return atomic_write(Path(path), lambda f: f.write(data))
 
 
+def _legend_beside(ax, **kw):
+    """The axes' legend to the right of its plotting area, where it cannot cover data (the
+    constrained layout makes room for it)."""
+    kw.setdefault("fontsize", 8)
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kw)
+
+
+def _legend_below(fig: Figure, ax, ncols: int = 2, **kw):
+    """One legend for a one-panel figure, under the axes and their labels, outside the plotting
+    area (constrained layout's "outside" placement)."""
+    kw.setdefault("fontsize", 8)
+    handles, labels = ax.get_legend_handles_labels()
+    return fig.legend(handles, labels, loc="outside lower center", ncols=min(ncols, max(1, len(labels))), **kw)
+
+
+def legends(fig: Figure) -> list:
+    """Every legend of a figure (its own and its axes')."""
+    return list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+
+
+def _renderer(fig: Figure):
+    """Lay the figure out (constrained layout runs at draw time) and return its Agg renderer."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+# label offsets tried in turn (points): above right, below right, above left, below left, higher up
+_LABEL_OFFSETS = ((4, 3, "left", "bottom"), (4, -3, "left", "top"), (-4, 3, "right", "bottom"),
+                  (-4, -3, "right", "top"), (0, 9, "center", "bottom"), (0, -9, "center", "top"))
+
+
+def place_point_labels(fig: Figure, ax, labels, fontsize: float = 7, pad_px: float = 2.0) -> list:
+    """Write labels beside data points so that no two overlap and none covers a data point
+    other than its own: labels = [(text, x, y)] in priority order; each tries the offsets in
+    _LABEL_OFFSETS and is left out when none is free (or its box leaves the axes). Returns the
+    Annotation artists kept. The figure is laid out first: positions are final."""
+    renderer = _renderer(fig)
+    pts = np.concatenate([line.get_xydata() for line in ax.lines if len(line.get_xdata())] +
+                         [c.get_offsets() for c in ax.collections if len(c.get_offsets())] or [np.zeros((0, 2))])
+    disp = ax.transData.transform(pts) if len(pts) else np.zeros((0, 2))
+    frame = ax.get_window_extent(renderer)
+    kept, boxes = [], []
+    for text, x, y in labels:
+        own = ax.transData.transform([(x, y)])[0]
+        for dx, dy, ha, va in _LABEL_OFFSETS:
+            ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                              ha=ha, va=va, annotation_clip=True)
+            ann.set_in_layout(False)
+            box = ann.get_window_extent(renderer).padded(pad_px)
+            inside = (frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1)
+            others = [d for d in disp if np.hypot(*(d - own)) > 0.5]
+            covers = any(box.contains(*d) for d in others)
+            if inside and not covers and not any(box.overlaps(b) for b in boxes):
+                kept.append(ann)
+                boxes.append(box)
+                break
+            ann.remove()
+    return kept
+
+
 def _layer_colors(n: int):
     from matplotlib import colormaps
     cmap = colormaps["viridis"]
@@ -63,7 +125,7 @@ def plot_accuracy(epochs: Sequence[int], accuracy_pct: Sequence[float],
     ax.set_title(title)
     ax.set_xticks(_epoch_ticks(epochs))
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right")
+    _legend_beside(ax)
     return fig
 
 
@@ -101,14 +163,12 @@ def plot_agreement(curves: Mapping[str, Mapping], notes: Optional[Mapping[str, s
             ax.plot(c["epochs"], ys, marker="o", markersize=3, color=color, linewidth=2.4 if thick else 1.4,
                     label=f"hidden layer {k}" + (" (predicted in paper)" if thick else ""))
             lows.append(min(ys) if len(ys) else 100.0)
-        ax.set_title(label)
+        # the paper's words go under the panel's title, not over the curves (which end near 100 %)
+        ax.set_title(label + (f"\npaper: {notes[label]}" if notes and notes.get(label) else ""), fontsize=10)
         ax.set_xlabel("epoch e (compared with epoch e-1)")
         ax.set_xticks(_epoch_ticks(c["epochs"]))
         ax.grid(True, alpha=0.3)
-        if notes and notes.get(label):
-            ax.text(0.02, 0.98, f"paper: {notes[label]}", transform=ax.transAxes, fontsize=8,
-                    style="italic", va="top")
-        ax.legend(loc="lower right", fontsize=8)
+    _legend_beside(axes[-1])   # the layers are the same in every panel: one legend, beside the last
     axes[0].set_ylabel("P(state at epoch e = state at epoch e−1) (%)")
     low = min(lows) if lows else 0.0
     axes[0].set_ylim(max(0.0, np.floor(low - 2.0)), 100.0)
@@ -143,7 +203,8 @@ def plot_active_share(active_pct: Sequence[float], paper_pct: Optional[Sequence[
     top = max(list(active_pct) + list(paper_pct or [])) if n else 100.0
     ax.set_ylim(0, min(100.0, top * 1.18 + 2))
     ax.set_title("final model")
-    ax.legend(fontsize=8)
+    _legend_beside(ax) if not by_epoch else ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16),
+                                                      fontsize=8, ncols=2, borderaxespad=0.0)
     ax.grid(True, axis="y", alpha=0.3)
     if by_epoch:
         ax2 = axes[1]
@@ -154,7 +215,7 @@ def plot_active_share(active_pct: Sequence[float], paper_pct: Optional[Sequence[
         ax2.set_xticks(_epoch_ticks(by_epoch["epochs"]))
         ax2.set_title("while training (probe set)")
         ax2.grid(True, alpha=0.3)
-        ax2.legend(fontsize=8)
+        _legend_beside(ax2)
     fig.suptitle(title)
     return fig
 
@@ -173,7 +234,7 @@ def plot_firing_rates(summaries: Mapping[str, Sequence[Mapping]],
     n_layers = len(summaries[sets[0]])
     cols = 2 if n_layers > 1 else 1
     rows = (n_layers + cols - 1) // cols
-    fig = _figure(5.2 * cols, 3.4 * rows)
+    fig = _figure(5.2 * cols, 4.0 * rows)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
     for k in range(n_layers):
@@ -193,7 +254,8 @@ def plot_firing_rates(summaries: Mapping[str, Sequence[Mapping]],
         ax.set_ylim(0, summ0["neurons"] * 1.8)
         ax.set_xlim(0, 100)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="upper center")
+        # under the panel: the counts differ per layer, and inside they would sit on the bars
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), borderaxespad=0.0)
     for ax in axes[n_layers:]:
         ax.set_visible(False)
     fig.suptitle(f"{title} (dotted lines: rarely-on < {100 * summ0['rare_below']:g} %, "
@@ -210,20 +272,18 @@ def plot_accuracy_vs_macs(curves: Mapping[str, Sequence[Mapping]], points: Optio
 
     Knob values are written beside a point only where the curve has moved visibly since the
     last labelled point, so a cluster of settings with the same cost does not print on itself."""
-    fig = _figure(7.5, 4.8)
+    fig = _figure(8.0, 5.6)
     ax = fig.add_subplot()
     markers = "osd^v<>"
+    labels = []   # (text, x, y): knob values, placed once the axes are final
     for i, (name, pts) in enumerate(curves.items()):
         xs = [100 * p["mac_share"] for p in pts]
         ys = [100 * p["accuracy"] for p in pts]
         ax.plot(xs, ys, marker=markers[i % len(markers)], markersize=4, label=name)
-        last = None
-        for p, xv, yv in zip(pts, xs, ys):
-            knob = p.get("tau", p.get("margin"))
-            if knob is None or (last is not None and abs(xv - last[0]) < 1.5 and abs(yv - last[1]) < 0.3):
-                continue
-            ax.annotate(f"{knob:g}", (xv, yv), fontsize=7, xytext=(3, 3), textcoords="offset points")
-            last = (xv, yv)
+        # the ends of each curve first, then the rest: where labels would collide, the ends stay
+        order = sorted(range(len(pts)), key=lambda j: (j not in (0, len(pts) - 1), j))
+        labels += [(f"{pts[j].get('tau', pts[j].get('margin')):g}", xs[j], ys[j]) for j in order
+                   if pts[j].get("tau", pts[j].get("margin")) is not None]
     for name, p in (points or {}).items():
         ax.scatter([100 * p["mac_share"]], [100 * p["accuracy"]], marker="x", s=50, label=name, zorder=3)
     if paper:
@@ -243,19 +303,35 @@ def plot_accuracy_vs_macs(curves: Mapping[str, Sequence[Mapping]], points: Optio
         ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    _legend_below(fig, ax, ncols=2, fontsize=7)
+    # labels interleaved across curves, so no curve loses all of its labels to another
+    place_point_labels(fig, ax, _interleave_labels(curves, labels))
     return fig
+
+
+def _interleave_labels(curves, labels):
+    """labels (curve after curve) reordered round-robin across the curves."""
+    groups, k = [], 0
+    for pts in curves.values():
+        n = sum(1 for p in pts if p.get("tau", p.get("margin")) is not None)
+        groups.append(labels[k:k + n])
+        k += n
+    out = []
+    for rank in range(max((len(g) for g in groups), default=0)):
+        out += [g[rank] for g in groups if rank < len(g)]
+    return out
 
 
 def plot_training_curve(history: Sequence[Mapping], target_pct: Optional[float] = None,
                         title: str = "Training curve", test_label: str = "test (at the epoch's image size)",
-                        finals: Optional[Mapping[str, float]] = None) -> Figure:
+                        finals: Optional[Mapping[str, float]] = None,
+                        train_label: str = "train (running mean over the epoch's batches)") -> Figure:
     """Train and test accuracy (%) at the end of each epoch against wall-clock minutes (training
     steps plus evaluation, from History records). Epochs trained at a reduced image size
     ("image_size" in the record) are shaded and labelled with it: their test accuracy is
     measured at that size. finals: {label: accuracy %} of final tests, drawn as markers after
     the last epoch."""
-    fig = _figure(7.0, 4.4)
+    fig = _figure(7.0, 5.0)
     ax = fig.add_subplot()
     ends = np.cumsum([e["seconds"] + e.get("eval_seconds", 0.0) for e in history]) / 60
     starts = np.concatenate([[0.0], ends[:-1]])
@@ -264,20 +340,32 @@ def plot_training_curve(history: Sequence[Mapping], target_pct: Optional[float] 
         first, epoch = epoch, epoch + len(list(stage))    # a stage: consecutive epochs of one size
         if size is not None:
             ax.axvspan(starts[first], ends[epoch - 1], color="tab:blue", alpha=0.06 * (shade + 1), lw=0)
-            ax.text((starts[first] + ends[epoch - 1]) / 2, 0.02, f"{size} px", ha="center",
+            ax.text((starts[first] + ends[epoch - 1]) / 2, 0.02, f"{size} px", ha="center", va="bottom",
                     transform=ax.get_xaxis_transform(), fontsize=8, color="tab:blue")
     ax.plot(ends, [100 * e["train_acc"] for e in history], marker="o", markersize=3, linestyle="--",
-            label="train (augmented batches, running mean over the epoch)")
+            label=train_label)
     if any("val_acc" in e for e in history):
         ax.plot(ends, [100 * e["val_acc"] for e in history], marker="o", markersize=4,
                 label=test_label)
-    for (label, pct), marker in zip((finals or {}).items(), "sD^v"):
-        ax.plot([ends[-1]], [pct], marker=marker, markersize=7, linestyle="none", label=f"{label}: {pct:.2f} %")
+    # the final tests just after the last epoch, one column each: never on the curve's last point
+    # nor on one another
+    step = 0.035 * max(ends[-1], 1e-9)
+    for i, ((label, pct), marker) in enumerate(zip((finals or {}).items(), "sD^v"), start=1):
+        ax.plot([ends[-1] + i * step], [pct], marker=marker, markersize=7, linestyle="none",
+                label=f"{label}: {pct:.2f} %")
+    ax.set_xlim(left=0.0, right=ends[-1] + (len(finals or {}) + 1) * step)
     if target_pct is not None:
         ax.axhline(target_pct, color="black", linestyle=":", label=f"target {target_pct:g} %")
     ax.set_xlabel("wall-clock minutes (training steps + evaluation)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    if any(e.get("image_size") is not None for e in history):
+        # a free band at the bottom for the stage labels: they never sit on a point
+        values = [100 * e["train_acc"] for e in history] + [100 * e["val_acc"] for e in history if "val_acc" in e]
+        values += list((finals or {}).values()) + ([target_pct] if target_pct is not None else [])
+        lo, hi = min(values), max(values)
+        span = max(hi - lo, 1.0)
+        ax.set_ylim(lo - 0.16 * span, hi + 0.06 * span)
+    _legend_below(fig, ax, ncols=2)
     return fig

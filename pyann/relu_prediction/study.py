@@ -141,9 +141,9 @@ def sweep_hook(model, data, out_dir: Optional[Path], seed: int = 0) -> dict:
         history_pred = HistoryPredictor().fit(model, x_train)
         lowrank_pred = LowRankPredictor(seed=seed).fit(model, x_train)
         del x_train
-        curves = {"history mask (tau), layers 3-4": sw.sweep_history(model, history_pred, x_test, y_test),
-                  "low-rank sign (margin), layers 3-4": sw.sweep_lowrank(model, lowrank_pred, x_test, y_test)}
-        points = sw.reference_points(model, x_test, y_test)
+        curves = {sw.series_name(history_pred, "combined"): sw.sweep_history(model, history_pred, x_test, y_test),
+                  sw.series_name(lowrank_pred, "combined"): sw.sweep_lowrank(model, lowrank_pred, x_test, y_test)}
+        points = sw.named_points(sw.reference_points(model, x_test, y_test))
         paper_pt = sw.paper_point() if getattr(data, "name", None) == "mnist" else None   # Table 2 is MNIST
         result = {"status": "ok", "curves": curves, "points": points, "paper": paper_pt,
                   "test_images": int(len(x_test)), "seconds": time.perf_counter() - t0}

@@ -29,6 +29,38 @@ DEFAULT_TAUS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 DEFAULT_MARGINS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 
 
+# The names of the figure's series, shared by the study (sweep_hook) and `python -m bench relu`,
+# so the same predictor, kernel and layers carry the same name in both figures.
+POINT_NAMES = {"dense": "dense", "zeroskip": "zero skipping (exact)"}
+
+
+def layers_text(layers) -> str:
+    """(3, 4) -> "layers 3-4"; (1, 2, 4) -> "layers 1,2,4"; (2,) -> "layer 2"."""
+    layers = sorted(int(k) for k in layers)
+    if len(layers) == 1:
+        return f"layer {layers[0]}"
+    if layers == list(range(layers[0], layers[-1] + 1)):
+        return f"layers {layers[0]}-{layers[-1]}"
+    return "layers " + ",".join(map(str, layers))
+
+
+def series_name(predictor, kernel: str) -> str:
+    """The name of a sweep's curve: which predictor (and its fixed settings), which kernel, which
+    knob is swept, on which layers. predictor: a HistoryPredictor or LowRankPredictor."""
+    where = layers_text(predictor.layers)
+    if isinstance(predictor, LowRankPredictor):
+        what, knob = f"low-rank r={predictor.rank} sign", "margin"
+    else:
+        what, knob = "history mask", "tau"
+    how = {"masked": "masked kernel", "combined": "+ zero skipping"}.get(kernel, kernel)
+    return f"{what} {how} ({knob} sweep), {where}"
+
+
+def named_points(points: Dict[str, dict]) -> Dict[str, dict]:
+    """reference_points() keyed by their display names (POINT_NAMES)."""
+    return {POINT_NAMES.get(k, k): v for k, v in points.items()}
+
+
 def paper_point(sizes=(784, 512, 512, 512, 512, 10), layers=(3, 4)) -> dict:
     """The paper's (MAC share, accuracy) with the derivation in the module docstring."""
     dense = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
