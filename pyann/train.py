@@ -21,7 +21,7 @@ import numpy as np
 from . import ops
 from .data.transforms import check_float_input
 from .io import load_arrays, save_arrays
-from .nn.module import Module
+from .nn.module import Module, without_masks
 from .optim import describe_schedule
 from .parallel import DataParallel, check_workers
 
@@ -472,7 +472,7 @@ def load_checkpoint(path, model: Module, optimizer, config: Optional[dict] = Non
     arrays, meta = load_arrays(path)
     if meta.get("format") not in ("pyann-checkpoint/1", CHECKPOINT_FORMAT):
         raise ValueError(f"{path} is not a pyann checkpoint")
-    if meta["architecture"] != model.spec():
+    if without_masks(meta["architecture"]) != without_masks(model.spec()):
         raise ValueError(f"{path} was saved for another architecture than the model being trained")
     epochs_done = int(meta["epoch"])
     if config is not None:
@@ -490,12 +490,17 @@ def load_checkpoint(path, model: Module, optimizer, config: Optional[dict] = Non
                                       f"asked for; refusing to resume it")
     model_state = {k[6:]: v for k, v in arrays.items() if k.startswith("model/")}
     optim_state = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
+    # a run pruned while it trains (pyann.pruning.GradualPruning) saved masks the fresh model
+    # lacks: the checkpoint's masks are the run's, undone if the state does not fit
+    undo_masks = lambda: None  # noqa: E731
     try:
+        undo_masks = model.take_masks(meta["architecture"].get("masks", []))
         _check_model_state(model, model_state)
         if hasattr(model, "check_state_dict"):   # the model's own rules (dtypes) as load_state_dict applies them
             model.check_state_dict(model_state)
         optimizer.check_state_dict(optim_state)
     except (KeyError, ValueError, TypeError) as exc:
+        undo_masks()
         raise ValueError(f"{path}: {exc}") from None
     model.load_state_dict(model_state)
     optimizer.load_state_dict(optim_state)

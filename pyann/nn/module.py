@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextvars
 import numbers
-from typing import Dict, Iterator, List, Tuple
+from typing import Callable, Dict, Iterator, List, Tuple
 
 import numpy as np
 
@@ -330,6 +330,29 @@ class Module:
             module._declare_masks(spec["masks"])
         return module
 
+    def take_masks(self, names) -> Callable[[], None]:
+        """Make exactly the parameters `names` (dotted, as in spec()["masks"]) masked: each new
+        one all-kept until a state is loaded into it, any other mask dropped. For restoring a
+        state saved with other masks (a checkpoint of a run pruned while it trained). Returns
+        a function that puts the previous masks back; ValueError (nothing changed) for a name
+        that cannot be masked."""
+        previous = {name: p.mask for name, p in self.named_parameters()}
+        params = dict(self.named_parameters())
+        for name, p in params.items():
+            if name not in names:
+                p.mask = None
+        try:
+            self._declare_masks(list(names))
+        except ValueError:
+            for name, p in params.items():
+                p.mask = previous[name]
+            raise
+
+        def undo():
+            for name, p in params.items():
+                p.mask = previous[name]
+        return undo
+
     def _declare_masks(self, names) -> None:
         """Give each named parameter an all-kept mask (the file's arrays fill it in), or
         ValueError naming what cannot be masked."""
@@ -356,6 +379,11 @@ class Module:
             return head
         body = "\n".join(f"  ({n}): " + repr(c).replace("\n", "\n  ") for n, c in self._children.items())
         return f"{head[:-1]}\n{body}\n)" if args else f"{type(self).__name__}(\n{body}\n)"
+
+
+def without_masks(spec) -> dict:
+    """spec without its root "masks" list: the architecture alone, whatever is pruned in it."""
+    return {k: v for k, v in spec.items() if k != "masks"} if isinstance(spec, dict) else spec
 
 
 def _named_modules(module: "Module", prefix: str = ""):

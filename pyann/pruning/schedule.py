@@ -58,6 +58,7 @@ class GradualPruning(Callback):
         if scope not in ("layer", "global"):
             raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
         self.final, self.begin, self.end, self.initial = final, begin, end, initial
+        layers = layers if layers is None or isinstance(layers, str) else list(layers)   # read every epoch
         self.power, self.frequency, self.layers, self.scope = power, int(frequency), layers, scope
         self.block = check_block(block)
         self.sparsity = 0.0
@@ -66,8 +67,10 @@ class GradualPruning(Callback):
         return polynomial_sparsity(epochs_done, self.final, self.begin, self.end, self.initial, self.power)
 
     def _step(self, model, t: int) -> None:
-        due = self.begin <= t <= self.end and ((t - self.begin) % self.frequency == 0 or t == self.end)
-        if not due and t <= self.end:
+        if t > self.end:            # done: the masks (saved in checkpoints too) hold the final sparsity
+            self.sparsity = self.final
+            return
+        if t < self.begin or ((t - self.begin) % self.frequency and t != self.end):
             return
         s = self.target(t)
         if s > 0:
