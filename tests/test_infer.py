@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from pyann import infer, nn
+from pyann import infer, kernels, nn
 from pyann.nn import zoo
 from pyann.relu_prediction import HistoryPredictor, LowRankPredictor
 
@@ -72,7 +72,7 @@ def test_compaction_removes_masked_neurons(small, mode):
     full = infer.compile(model, "masked", pred, mode=mode, compact=False)
     small_plan = infer.compile(model, "masked", pred, mode=mode)
     assert small_plan.compacted and not full.compacted
-    vw = infer.kernels.vector_width()
+    vw = kernels.vector_width()
     widths = [l.w.shape[1] for l in small_plan.layers]
     # hidden 2 and 3 shrink to the kept count padded to whole vectors; the next layer's rows follow
     assert widths[1] == kept[0] + (-kept[0] % vw) and widths[2] == kept[1] + (-kept[1] % vw)
@@ -217,7 +217,7 @@ def test_sparse_plan_matches_the_model(choice, mode, split):
 
 def test_sparse_plan_errors():
     model = _pruned_mlp()
-    with pytest.raises(ValueError, match="one entry per Linear"):
+    with pytest.raises(ValueError, match="one entry per weighted layer"):
         infer.compile(model, "sparse", layer_kernels=["sparse"])
     with pytest.raises(ValueError, match=r"layer_kernels\[1\] must be"):
         infer.compile(model, "sparse", layer_kernels=["sparse", "csr", None])

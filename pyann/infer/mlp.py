@@ -1,4 +1,4 @@
-"""Inference plans: a trained MLP compiled into a sequence of C kernel calls.
+"""Inference plans for MLPs: a trained Sequential of Flatten / Linear / ReLU compiled into C kernel calls.
 
     plan = pyann.infer.compile(model, plan="combined", predictor=HistoryPredictor(0.5).fit(model, x_train),
                                mode="batched")
@@ -35,11 +35,12 @@ from typing import List, Optional
 
 import numpy as np
 
-from . import kernels
-from .data.transforms import check_float_input
-from .nn import Flatten, Linear, ReLU, Sequential
-from .relu_prediction.activations import hidden_layers
-from .relu_prediction.predictors import Predictor, model_fingerprint
+from .. import kernels
+from ..data.transforms import check_float_input
+from ..nn import Flatten, Linear, ReLU, Sequential
+from ..relu_prediction.activations import hidden_layers
+from ..relu_prediction.predictors import Predictor, model_fingerprint
+from .choice import SPARSE_CALIBRATION, choose_sparse
 
 KERNELS = ("numpy", "dense", "masked", "zeroskip", "combined", "sparse")
 MODES = ("batched", "one_at_a_time")
@@ -318,7 +319,7 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
         layers.append(pl)
     model_macs = sum(l.w.size for l in layers)
     if plan == "sparse":
-        _choose_sparse(layers, layer_kernels, mode, split)
+        choose_sparse(layers, layer_kernels, mode, split)
     permuted = bool(reorder and predictor is not None and predictor.rates is not None
                     and plan not in ("numpy", "dense"))
     if permuted:
@@ -351,62 +352,6 @@ def _check_finite(linears, predictor: Optional[Predictor]) -> None:
             bad = int(np.size(a) - np.isfinite(a).sum())
             raise ValueError(f"the model's {name} holds {bad} NaN or Inf value(s): a plan needs finite "
                              f"weights (the model itself would output NaN); retrain or repair the model")
-
-
-SPARSE_CALIBRATION = 512   # samples timed per layer when choosing sparse or dense
-
-
-def _choose_sparse(layers: List[PlanLayer], forced, mode: str, split: str) -> None:
-    """Give each layer its sparse packing where a sparse kernel is faster, in place.
-
-    The choice is measured, not guessed: on SPARSE_CALIBRATION random samples, each candidate
-    for that layer in the plan's mode (batched: pyann's dense kernel, the tiled sparse kernel and,
-    when the outputs divide into blocks of 4, the 4x1 blocked one, the tile conversion included;
-    one image at a time: the one-layer per-sample loop dense or sparse), timed round-robin, the
-    median of 5 each, so that a busy machine slows them alike. Forced entries skip the measurement."""
-    if forced is not None and len(forced) != len(layers):
-        raise ValueError(f"layer_kernels needs one entry per Linear ({len(layers)}), got {len(forced)}")
-    rng = np.random.default_rng(0)
-    for i, l in enumerate(layers):
-        force = None if forced is None else forced[i]
-        allowed = ("sparse", "dense") + (("blocked",) if mode == "batched" else ())
-        if force not in (None,) + allowed:
-            raise ValueError(f"layer_kernels[{i}] must be None or one of {allowed} in mode {mode}, got {force!r}")
-        blockable = mode == "batched" and l.w.shape[1] % kernels.SPARSE_BLOCK == 0
-        if force == "blocked" and not blockable:
-            raise ValueError(f"layer_kernels[{i}]: 'blocked' needs outputs divisible by {kernels.SPARSE_BLOCK}, "
-                             f"layer {i} has {l.w.shape[1]}")
-        packed = {"sparse": kernels.pack_sparse(l.w)}
-        if blockable and force in (None, "blocked"):
-            packed["blocked"] = kernels.pack_blocked(l.w)
-        if force is None:
-            x = rng.standard_normal((SPARSE_CALIBRATION, l.w.shape[0]), dtype=np.float32)
-            if mode == "batched":
-                tiled = lambda run, pw: lambda: kernels.from_tiles(run(kernels.to_tiles(x), pw, l.b, l.relu), len(x))
-                candidates = {"dense": lambda: kernels.dense(x, l.w, l.b, relu=l.relu),
-                              "sparse": tiled(kernels.sparse_linear_tiled, packed["sparse"])}
-                if "blocked" in packed:
-                    candidates["blocked"] = tiled(kernels.sparse_blocked_tiled, packed["blocked"])
-            else:
-                one = lambda w: lambda: kernels.sparse_mlp_per_sample(x, [(w, l.b, l.relu)], split_images=split == "images")
-                candidates = {"dense": one(l.w), "sparse": one(packed["sparse"])}
-            l.timing = _round_robin(candidates)
-            force = min(l.timing, key=l.timing.get)
-        l.sparse = packed.get(force)
-
-
-def _round_robin(fns: dict, rounds: int = 5) -> dict:
-    """Median seconds of each function, the functions timed in turn each round after a warm-up."""
-    import time
-    times = {k: [] for k in fns}
-    for fn in fns.values():
-        fn()
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def _pad_output(plan: InferencePlan) -> None:

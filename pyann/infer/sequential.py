@@ -1,0 +1,186 @@
+"""Inference plans for convolutional models: a Sequential of Conv2d, ReLU, MaxPool2d, AvgPool2d,
+Flatten and Linear (cnn3 and the like), dense or pruned.
+
+A convolution is run as a product of its filters with the image's columns (im2col): the columns
+of a chunk of images, (C*KH*KW, N*Ho*Wo), are "inputs by samples" with the output positions as
+samples, which is the sparse kernel's tiled layout after one reshape. Each Conv2d or Linear runs
+dense (OpenBLAS for a convolution; pyann's dense kernel for a Linear in the "dense" family) or
+sparse / 4x1-blocked, chosen per layer by measurement (pyann.infer.choice). A ReLU right after a
+Conv2d or Linear is fused into it. Images go through the whole network in chunks, so the
+columns of one chunk stay small.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import List, Optional
+
+import numpy as np
+
+from .. import kernels, ops
+from ..data.transforms import check_float_input
+from ..nn import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from ..ops.conv import _pad, conv_output_size, im2col
+from ..relu_prediction.predictors import model_fingerprint
+from .choice import SPARSE_CALIBRATION, choose_sparse
+
+KERNELS = ("numpy", "dense", "sparse")
+CHUNK = 128   # images per pass through the network: bounds the column buffers (cnn3: ~15 MB)
+
+
+@dataclasses.dataclass
+class Step:
+    """One step of the plan. conv/linear: w (in, out) - a Linear's weight, or a convolution's
+    filters as columns (C*KH*KW, F) - with b, relu fused, and the sparse packing when chosen."""
+    kind: str                              # "conv", "linear", "relu", "maxpool", "avgpool", "flatten"
+    w: Optional[np.ndarray] = None
+    b: Optional[np.ndarray] = None
+    relu: bool = False
+    geometry: tuple = ()                   # conv: (kernel, stride, padding, dilation); pool: (kernel, stride, padding)
+    sparse: Optional[object] = None
+    timing: Optional[dict] = None
+
+    def label(self) -> str:
+        if self.kind not in ("conv", "linear"):
+            return self.kind
+        if self.sparse is not None:
+            return "blocked" if isinstance(self.sparse, kernels.BlockSparseWeights) else "sparse"
+        return "dense"
+
+
+def _steps(model) -> List[Step]:
+    if not isinstance(model, Sequential):
+        raise ValueError(f"compile expects a pyann.nn.Sequential, got {type(model).__name__}")
+    steps: List[Step] = []
+    for i, m in enumerate(model.layers):
+        if isinstance(m, Conv2d):
+            if m.groups != 1:
+                raise ValueError(f"layer {i}: grouped convolutions are not supported by the plans yet")
+            w = np.ascontiguousarray(m.weight.data.reshape(m.out_channels, -1).T, np.float32)
+            b = None if m.bias is None else np.ascontiguousarray(m.bias.data, np.float32)
+            steps.append(Step("conv", w, b, geometry=(m.kernel_size, m.stride, m.padding, m.dilation)))
+        elif isinstance(m, Linear):
+            b = None if m.bias is None else np.ascontiguousarray(m.bias.data, np.float32)
+            steps.append(Step("linear", np.ascontiguousarray(m.weight.data, np.float32), b))
+        elif isinstance(m, ReLU):
+            if steps and steps[-1].kind in ("conv", "linear") and not steps[-1].relu:
+                steps[-1].relu = True
+            else:
+                steps.append(Step("relu"))
+        elif isinstance(m, (MaxPool2d, AvgPool2d)):
+            kind = "avgpool" if isinstance(m, AvgPool2d) else "maxpool"
+            steps.append(Step(kind, geometry=(m.kernel_size, m.stride, m.padding)))
+        elif isinstance(m, Flatten):
+            steps.append(Step("flatten"))
+        else:
+            raise ValueError(f"layer {i} ({type(m).__name__}) is not supported by infer.compile's "
+                             f"convolutional plans: Conv2d, ReLU, MaxPool2d, AvgPool2d, Flatten, Linear")
+    for s in steps:
+        for name, a in (("weight", s.w), ("bias", s.b)):
+            if a is not None and not np.isfinite(a).all():
+                raise ValueError(f"the model's {s.kind} {name} holds NaN or Inf: a plan needs finite weights")
+    return steps
+
+
+class SequentialPlan:
+    """A compiled convolutional model: run(x) for x (n, C, H, W) float32 -> (n, classes)."""
+
+    def __init__(self, steps: List[Step], kernel: str, fingerprint: str, chunk: int = CHUNK):
+        self.steps, self.kernel, self.fingerprint, self.chunk = steps, kernel, fingerprint, chunk
+        self.mode = "batched"
+        self.last_macs = 0
+
+    def describe(self) -> str:
+        lines = [f"SequentialPlan({self.kernel}, batched in chunks of {self.chunk} images)"]
+        for i, s in enumerate(self.steps, 1):
+            line = f"  step {i}: {s.kind}"
+            if s.w is not None:
+                density = np.count_nonzero(s.w) / max(s.w.size, 1)
+                line += (f" {s.w.shape[0]}x{s.w.shape[1]}{' +ReLU' if s.relu else ''}, kernel {s.label()}, "
+                         f"weight density {100 * density:.1f} %")
+                if s.timing:
+                    line += " (measured: " + ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in s.timing.items()) + \
+                            f" per {SPARSE_CALIBRATION} samples)"
+            lines.append(line)
+        return "\n".join(lines)
+
+    __repr__ = describe
+
+    def run(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        check_float_input(x, "plan.run")
+        x = np.ascontiguousarray(x, np.float32)
+        self.last_macs = 0
+        outs = [self._run_chunk(x[i:i + self.chunk]) for i in range(0, len(x), self.chunk)]
+        if not outs:   # 0 images: the output width from one zero image
+            return self._run_chunk(np.zeros((1,) + x.shape[1:], np.float32))[:0]
+        return np.concatenate(outs)
+
+    def predict(self, x) -> np.ndarray:
+        return np.argmax(self.run(x), axis=1)
+
+    def _run_chunk(self, h: np.ndarray) -> np.ndarray:
+        for s in self.steps:
+            if s.kind == "conv":
+                h = self._conv(s, h)
+            elif s.kind == "linear":
+                h = self._linear(s, h)
+            elif s.kind == "relu":
+                h = np.maximum(h, 0)
+            elif s.kind == "maxpool":
+                h = ops.maxpool2d_forward(h, *s.geometry)[0]
+            elif s.kind == "avgpool":
+                h = ops.avgpool2d_forward(h, *s.geometry)[0]
+            else:
+                h = h.reshape(h.shape[0], -1)
+        return h
+
+    def _product(self, s: Step, cols_t: np.ndarray) -> np.ndarray:
+        """cols_t (in, n) -> (out, n): the layer's product, bias and ReLU, inputs by samples."""
+        n = cols_t.shape[1]
+        if s.sparse is not None:
+            tiles = -(-n // kernels.SPARSE_TILE)
+            padded = np.zeros((cols_t.shape[0], tiles * kernels.SPARSE_TILE), np.float32)
+            padded[:, :n] = cols_t
+            xt = np.ascontiguousarray(padded.reshape(-1, tiles, kernels.SPARSE_TILE).transpose(1, 0, 2))
+            run = kernels.sparse_blocked_tiled if isinstance(s.sparse, kernels.BlockSparseWeights) \
+                else kernels.sparse_linear_tiled
+            yt = run(xt, s.sparse, s.b, s.relu)                  # (tiles, out, 64)
+            self.last_macs += tiles * kernels.SPARSE_TILE * s.sparse.nnz
+            return yt.transpose(1, 0, 2).reshape(yt.shape[1], -1)[:, :n]
+        y = s.w.T @ cols_t
+        if s.b is not None:
+            y += s.b[:, None]
+        self.last_macs += n * s.w.size
+        return np.maximum(y, 0, out=y) if s.relu else y
+
+    def _conv(self, s: Step, h: np.ndarray) -> np.ndarray:
+        k, stride, pad, dil = s.geometry
+        n, _, hh, ww = h.shape
+        ho, wo = conv_output_size(hh, k, stride, pad, dil), conv_output_size(ww, k, stride, pad, dil)
+        cols = im2col(_pad(h, pad), k, k, ho, wo, stride, dil).reshape(s.w.shape[0], n * ho * wo)
+        y = self._product(s, cols)                               # (F, N*Ho*Wo)
+        return np.ascontiguousarray(y.reshape(-1, n, ho, wo).transpose(1, 0, 2, 3))
+
+    def _linear(self, s: Step, h: np.ndarray) -> np.ndarray:
+        if s.sparse is None and self.kernel != "numpy":
+            self.last_macs += h.shape[0] * s.w.size
+            return kernels.dense(np.ascontiguousarray(h), s.w, s.b, relu=s.relu)
+        return np.ascontiguousarray(self._product(s, np.ascontiguousarray(h.T)).T)
+
+
+def compile_sequential(model, plan: str = "sparse", layer_kernels=None, chunk: int = CHUNK) -> SequentialPlan:
+    """Compile a convolutional Sequential (see the module docstring). plan: "numpy" (every layer
+    in NumPy/OpenBLAS), "dense" (Linear layers on pyann's dense kernel) or "sparse" (each Conv2d
+    and Linear dense, sparse or 4x1-blocked, whichever measured fastest; layer_kernels, one entry
+    per Conv2d/Linear in order, forces "dense", "sparse" or "blocked")."""
+    if plan not in KERNELS:
+        raise ValueError(f"a convolutional model compiles to one of {KERNELS}, got {plan!r}")
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a positive number of images, got {chunk!r}")
+    steps = _steps(model)
+    weighted = [s for s in steps if s.w is not None]
+    if layer_kernels is not None and plan != "sparse":
+        raise ValueError("layer_kernels applies to plan 'sparse' only")
+    if plan == "sparse":
+        choose_sparse(weighted, layer_kernels, "batched", "images", dense="numpy")
+    return SequentialPlan(steps, plan, model_fingerprint(model), chunk)
