@@ -35,7 +35,7 @@ sanitize:           ## kernels built with AddressSanitizer + UBSan into build/sa
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS=detect_leaks=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1 PYANN_KERNELS_DIR=$(SANITIZE_DIR) HYPOTHESIS_PROFILE=sanitize \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider --capture=sys tests/test_sanitize_build.py \
-	  tests/test_kernels*.py tests/test_infer.py tests/data
+	  tests/test_kernels*.py tests/test_infer*.py tests/data
 
 bench:              ## the main benchmark (ReLU prediction); `python -m bench all` runs every one
 	$(PYTHON) -m bench
