@@ -4,6 +4,8 @@ Workload: a 784 -> 512 dense layer with fused ReLU (mlp5's first layer) over 10,
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from pyann import kernels
@@ -15,9 +17,11 @@ N, IN, OUT = 10_000, 784, 512
 
 
 def add_arguments(parser):
-    parser.add_argument("--n", type=positive_int, default=N, help="number of input rows (default 10000)")
+    import argparse
+    parser.add_argument("--n", type=positive_int, default=N, help="number of input rows")
     parser.add_argument("--repeats", type=positive_int, default=5)
-    parser.add_argument("--json", default="bench-results/kernels.json", help="where to write the JSON")
+    parser.add_argument("--out", default="bench-results", metavar="DIR", help="folder for kernels.json")
+    parser.add_argument("--json", default=None, help=argparse.SUPPRESS)   # the old flag: the JSON file itself
 
 
 def run(args) -> dict:
@@ -72,6 +76,7 @@ def run(args) -> dict:
     print(format_table(rows, [("kernel", "kernel", "s"), ("mode", "mode", "s"), ("seconds", "seconds", ".4f"),
                               ("images_per_s", "images/s", ",.0f"), ("gflops", "GFLOP/s", ".1f"),
                               ("speedup_vs_numpy", "vs numpy (same mode)", ".2f")]))
-    path = save_results(args.json, "kernels", info, rows, {"workload": {"n": n, "in": IN, "out": OUT}})
+    target = args.json or Path(args.out) / "kernels.json"
+    path = save_results(target, "kernels", info, rows, {"workload": {"n": n, "in": IN, "out": OUT}})
     print(f"wrote {path}")
     return {"rows": rows}

@@ -14,6 +14,7 @@ same weights as peer rows, timed in the same rounds (a row says "not installed" 
 """
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from pyann import infer, kernels, plots
 from pyann.argtypes import comma_list, non_negative_float, positive_int, seed
 from pyann.relu_prediction import HistoryPredictor, LowRankPredictor, inactive_precision_recall
 from pyann.relu_prediction import sweep as sw
+from pyann.train import Callback
 
 from .common import format_table, machine_info, machine_line, save_results, time_call, time_round_robin
 
@@ -35,31 +37,47 @@ def _layers(text: str) -> str:
     return ",".join(str(k) for k in comma_list(positive_int)(text))
 
 
+# --quick: a tiny run (the plain model only, one epoch on 5,000 training images, 300 test images,
+# one repeat, no sweeps) that checks the whole pipeline in about a minute; explicit flags win
+QUICK = {"epochs": 1, "train_images": 5000, "n": 300, "repeats": 1, "repeats_one": 1, "no_sweep": True,
+         "activity_l1": [0.0]}
+
+
 def add_arguments(parser):
+    from pyann.cli.common import add_data_arguments
     parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
     parser.add_argument("--seed", type=seed, default=0)
-    parser.add_argument("--epochs", type=positive_int, default=20)
-    parser.add_argument("--layers", type=_layers, default="3,4",
-                        help="hidden layers the predictors act on (default 3,4)")
+    parser.add_argument("--epochs", type=positive_int, default=20,
+                        help="training epochs of each model (trained on the first run, then cached)")
+    parser.add_argument("--layers", type=_layers, default="3,4", help="hidden layers the predictors act on")
     parser.add_argument("--sparse-layers", type=_layers, default="1,2,3,4",
-                        help="hidden layers the predictors act on in the sparse-activation model (default all)")
+                        help="hidden layers the predictors act on in the sparse-activation model")
     parser.add_argument("--paper-tau", type=non_negative_float, default=PAPER_TAU,
-                        help="tau of the paper-configuration masked row (default 0.5)")
+                        help="tau of the paper-configuration masked row")
     parser.add_argument("--max-loss", type=non_negative_float, default=0.25,
                         help="accuracy loss (points) allowed on a training subsample when choosing "
-                             "the combined rows' tau / margin (default 0.25)")
+                             "the combined rows' tau / margin")
     parser.add_argument("--rank", type=positive_int, default=32, help="rank of the low-rank predictor")
     parser.add_argument("--repeats", type=positive_int, default=9, help="timed rounds of the batched rows")
     parser.add_argument("--repeats-one", type=positive_int, default=3, help="repeats of the one-image rows")
-    parser.add_argument("--n", type=positive_int, default=10000, help="test images (default all 10,000)")
+    parser.add_argument("--n", type=positive_int, default=10000, help="test images")
+    parser.add_argument("--train-images", type=positive_int, default=None,
+                        help="train the models and fit the predictors on the first N training images only "
+                             "(default: all; such models are cached apart)")
     parser.add_argument("--no-sweep", action="store_true", help="skip the sweeps and the figure")
-    parser.add_argument("--no-latency-split", action="store_true",
-                        help="skip the rows with both cores on each image (a barrier per layer: slow on a busy machine)")
+    parser.add_argument("--latency-split", action="store_true",
+                        help="add the optional rows with both cores on each image (a barrier per layer: "
+                             "slow on a busy machine)")
+    parser.add_argument("--no-latency-split", action="store_true", help=argparse.SUPPRESS)   # the old default
     parser.add_argument("--activity-l1", type=comma_list(non_negative_float), default=f"0,{SPARSE_L1:g}",
                         help="the models to benchmark, by the activity-L1 strength they were trained "
-                             f"with: 0 is the project recipe, {SPARSE_L1:g} its sparse-activation variant "
-                             f"(default both: 0,{SPARSE_L1:g})")
-    parser.add_argument("--out", default="bench-results", help="folder for relu[-<dataset>].json and the figure")
+                             f"with: 0 is the project recipe, {SPARSE_L1:g} its sparse-activation variant")
+    parser.add_argument("--quick", action="store_true",
+                        help="a tiny run to check the setup: " + ", ".join(f"--{k.replace('_', '-')} {v}"
+                                                                           for k, v in QUICK.items()))
+    parser.add_argument("--out", default="bench-results", metavar="DIR",
+                        help="folder for relu[-<dataset>].json and the figure")
+    add_data_arguments(parser)
 
 
 def _choose(model, make, knobs, x, y, base_acc, max_loss):
@@ -104,7 +122,13 @@ def model_label(activity_l1: float) -> str:
 def run(args) -> dict:
     from pyann.data import load, to_float
 
-    data = load(args.dataset)
+    from pyann.cli.common import prepare_data
+    prepare_data(args.dataset, args)   # found, or downloaded (md5-checked) unless --offline; says where from
+    data = load(args.dataset, root=args.data_root)
+    if args.train_images:
+        import dataclasses
+        data = dataclasses.replace(data, x_train=data.x_train[:args.train_images],
+                                   y_train=data.y_train[:args.train_images])
     x_train = to_float(data.x_train).reshape(len(data.x_train), -1)
     x = np.ascontiguousarray(to_float(data.x_test).reshape(len(data.x_test), -1)[:args.n], np.float32)
     y = np.asarray(data.y_test[:args.n])
@@ -189,8 +213,10 @@ def bench_model(strength, data, x_train, x, y, args):
     layer_arg = args.sparse_layers if strength else args.layers
     layers = tuple(int(k) for k in layer_arg.split(","))
     t0 = time.perf_counter()
-    model, history = trained_model("mlp5", args.dataset, seed=args.seed, epochs=args.epochs, progress=False,
-                                   activity_l1=strength)
+    _announce_training(label, strength, args)
+    model, history = trained_model("mlp5", args.dataset, seed=args.seed, epochs=args.epochs, progress=None,
+                                   activity_l1=strength, root=args.data_root, train_images=args.train_images,
+                                   callbacks=[_EpochLog(label, args.epochs)])
     model.eval()
     print(f"{label}: model ready in {time.perf_counter() - t0:.1f} s; fitting predictors on {len(x_train)} "
           f"training images")
@@ -226,7 +252,7 @@ def bench_model(strength, data, x_train, x, y, args):
             plan = infer.compile(model, kernel, pred, mode=mode)
             entries.append(_plan_row(plan, x, y, label, name, mode_label))
             plans[(kernel, mode_label, name)] = plan
-        if mode == "one_at_a_time" and not args.no_latency_split:   # the latency split: both cores on each image, a barrier per layer
+        if mode == "one_at_a_time" and args.latency_split:   # the latency split: both cores on each image, a barrier per layer
             for name, kernel, pred in (specs[1], specs[4]):
                 plan = infer.compile(model, kernel, pred, mode=mode, split="outputs")
                 entries.append(_plan_row(plan, x, y, label, f"{name}, both cores per image", mode_label))
@@ -251,6 +277,40 @@ def bench_model(strength, data, x_train, x, y, args):
             "max_loss_pt": args.max_loss, "trained_test_accuracy": history["epochs"][-1]["val_acc"]}
     sweeps = None if args.no_sweep else _sweeps(model, history_pred, lowrank, x, y, args)
     return rows, info, breakdown, sweeps
+
+
+def _announce_training(label, strength, args) -> None:
+    """Say what the first run trains, where it is cached and about how long it takes."""
+    from pyann.recipes import trained_model_path
+    path = trained_model_path("mlp5", args.dataset, args.seed, args.epochs, activity_l1=strength,
+                              train_images=args.train_images)
+    if path.exists():
+        print(f"{label}: using the cached model {path}", flush=True)
+        return
+    recipe = "the project recipe" + (f" + activity L1 {strength:g}" if strength else "")
+    images = f"the first {args.train_images} training images of {args.dataset}" if args.train_images else args.dataset
+    print(f"{label}: not cached yet: training mlp5 ({recipe}) on {images} for {args.epochs} epochs, seed "
+          f"{args.seed}, once (about {4 * args.epochs} s on 2 idle cores; the time left is printed after each "
+          f"epoch); cached as {path}", flush=True)
+
+
+class _EpochLog(Callback):
+    """One line per training epoch: test accuracy, seconds, and the time left at that pace."""
+
+    def __init__(self, label, epochs):
+        self.label, self.epochs, self.t0 = label, epochs, None
+
+    def on_train_begin(self, model, history):
+        self.t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, model, logs):
+        spent = time.perf_counter() - self.t0
+        left = spent / epoch * (self.epochs - epoch)
+        acc = logs.get("val_acc")
+        print(f"  {self.label}: epoch {epoch}/{self.epochs}" + (f", test acc {100 * acc:.2f}%" if acc is not None
+                                                                  else "")
+              + f", {logs['seconds']:.1f} s" + (f"; about {left:.0f} s left" if epoch < self.epochs else ""),
+              flush=True)
 
 
 def _plan_row(plan, x, y, model_name, name, mode_label):

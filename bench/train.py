@@ -28,23 +28,39 @@ MODELS = {"cnn3": ((1, 28, 28), {}), "wrn16_2": ((3, 32, 32), {"depth": 16, "wid
 
 
 def _model_name(text: str) -> str:
-    if text not in MODELS:
-        raise argparse.ArgumentTypeError(f"unknown model {text!r}; choose from {', '.join(MODELS)}")
+    """cnn3 or wrn (sized by --depth/--width, as in `pyann wrn-cifar10`); wrn16_2 is the old name."""
+    if text not in ("cnn3", "wrn") and text not in MODELS:
+        raise argparse.ArgumentTypeError(f"unknown model {text!r}; choose from cnn3, wrn")
     return text
 
 
 def add_arguments(parser):
-    parser.add_argument("--batch", type=positive_int, default=128)
+    parser.add_argument("--batch-size", type=positive_int, default=128)
+    parser.add_argument("--batch", dest="batch_size", type=positive_int, help=argparse.SUPPRESS)   # the old name
     parser.add_argument("--repeats", type=positive_int, default=5)
     parser.add_argument("--warmup", type=non_negative_int, default=2)
-    parser.add_argument("--models", type=comma_list(_model_name), default="cnn3,wrn16_2",
-                        help="comma-separated: cnn3, wrn16_2")
+    parser.add_argument("--models", type=comma_list(_model_name), default="cnn3,wrn",
+                        help="comma-separated: cnn3, wrn (sized by --depth and --width)")
+    parser.add_argument("--depth", type=positive_int, default=16, help="depth of the wrn model")
+    parser.add_argument("--width", type=positive_int, default=2, help="width of the wrn model")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
     parser.add_argument("--no-single-thread", action="store_true",
                         help="skip the extra pyann row with BLAS limited to one thread")
     parser.add_argument("--workers", type=positive_int, default=None,
                         help="threads of the data-parallel pyann row (default: one per core; 1 skips the row)")
-    parser.add_argument("--json", default="bench-results/train.json", help="where to write the JSON")
+    parser.add_argument("--out", default="bench-results", metavar="DIR", help="folder for train.json")
+    parser.add_argument("--json", default=None, help=argparse.SUPPRESS)   # the old flag: the JSON file itself
+
+
+def _resolve_models(args) -> list:
+    """--models with wrn named by its size (wrn16_2), registered in MODELS."""
+    names = []
+    for name in args.models:
+        if name == "wrn":
+            name = f"wrn{args.depth}_{args.width}"
+            MODELS.setdefault(name, ((3, 32, 32), {"depth": args.depth, "width": args.width}))
+        names.append(name)
+    return names
 
 
 def pyann_step(name, batch, rng, workers=1):
@@ -150,7 +166,8 @@ def run(args) -> dict:
     workers = available_cores() if args.workers is None else args.workers
     rng = np.random.default_rng(0)
     rows = []
-    for name in args.models:
+    args.batch = args.batch_size
+    for name in _resolve_models(args):
         configs = [("pyann (NumPy)", pyann_step(name, args.batch, rng), None)]
         if not args.no_single_thread and (blas_threads or 0) > 1:
             # OpenBLAS threads spin-wait: on a busy machine one thread can beat two by 2-3x
@@ -181,6 +198,6 @@ def run(args) -> dict:
     print(format_table(rows, [("model", "model", "s"), ("engine", "engine", "s"),
                               ("seconds", "s/step", ".3f"), ("images_per_s", "images/s", ",.0f"),
                               ("slowdown_vs_torch", "x slower than torch", ".2f"), ("note", "note", "s")]))
-    path = save_results(args.json, "train", info, rows, {"workload": {"batch": args.batch, "blas_threads": blas_threads, "workers": workers}})
+    path = save_results(args.json or f"{args.out}/train.json", "train", info, rows, {"workload": {"batch": args.batch, "blas_threads": blas_threads, "workers": workers}})
     print(f"wrote {path}")
     return {"rows": rows}

@@ -48,21 +48,34 @@ def mlp_recipe(model_name: str, data, epochs: int = 20, seed: int = 0, batch_siz
     return model, history
 
 
+def trained_model_path(model_name: str, dataset: str, seed: int = 0, epochs: int = 20,
+                       cache: Path | None = None, activity_l1: float = 0.0, train_images: int | None = None) -> Path:
+    """Where trained_model caches this training: models/<model>-<dataset>-e<epochs>-s<seed>[-l1<s>][-n<N>].npz
+    under `cache` (default: the user cache, pyann.data.cache_dir())."""
+    from .data import cache_dir
+    variant = (f"-l1{activity_l1:g}" if activity_l1 else "") + (f"-n{train_images}" if train_images else "")
+    return Path(cache or cache_dir()) / "models" / f"{model_name}-{dataset}-e{epochs}-s{seed}{variant}.npz"
+
+
 def trained_model(model_name: str, dataset: str, seed: int = 0, epochs: int = 20,
-                  root=None, cache: Path | None = None, progress=None, activity_l1: float = 0.0):
+                  root=None, cache: Path | None = None, progress=None, activity_l1: float = 0.0,
+                  callbacks: Sequence[Callback] = (), train_images: int | None = None):
     """A model trained by `mlp_recipe`, from the cache when the same training was done before.
 
     Returns (model, history dict). The cache file is models/<model>-<dataset>-e<epochs>-s<seed>.npz
     (with -l1<activity_l1> for the sparse-activation variant) under `cache` (default: the user
     cache, pyann.data.cache_dir()); its metadata holds the History, and a file whose recipe
-    metadata does not match is retrained rather than trusted.
+    metadata does not match is retrained rather than trusted. `progress` and `callbacks` go to
+    fit() when it trains. `train_images`: train on the first N training images only (a quick
+    check of the pipeline; cached apart, -n<N>).
     """
-    from .data import cache_dir, load
-    variant = f"-l1{activity_l1:g}" if activity_l1 else ""
-    path = Path(cache or cache_dir()) / "models" / f"{model_name}-{dataset}-e{epochs}-s{seed}{variant}.npz"
+    from .data import load
+    path = trained_model_path(model_name, dataset, seed, epochs, cache, activity_l1, train_images)
     key = {"recipe": "mlp_recipe/1", "model": model_name, "dataset": dataset, "epochs": epochs, "seed": seed}
     if activity_l1:
         key["activity_l1"] = activity_l1
+    if train_images:
+        key["train_images"] = train_images
     if path.exists():
         try:
             meta = nn.serialization.read_metadata(path)
@@ -70,7 +83,11 @@ def trained_model(model_name: str, dataset: str, seed: int = 0, epochs: int = 20
                 return nn.load(path), meta["history"]
         except ValueError:
             pass  # a corrupt or foreign file: retrain and overwrite it
-    model, history = mlp_recipe(model_name, load(dataset, root=root), epochs=epochs, seed=seed,
-                                activity_l1=activity_l1, progress=progress)
+    data = load(dataset, root=root)
+    if train_images:
+        import dataclasses
+        data = dataclasses.replace(data, x_train=data.x_train[:train_images], y_train=data.y_train[:train_images])
+    model, history = mlp_recipe(model_name, data, epochs=epochs, seed=seed,
+                                activity_l1=activity_l1, progress=progress, callbacks=callbacks)
     nn.save(model, path, metadata={"key": key, "history": history.to_dict()})
     return model, history.to_dict()

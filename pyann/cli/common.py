@@ -3,6 +3,7 @@ data flags (--data-root, --offline) and the header line saying where a run's dat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 
 
@@ -46,14 +47,26 @@ def prepare_data(name: str, args, allow_unofficial: bool = False):
     terminal, unless --offline / $PYANN_OFFLINE) and print the header line saying where it came
     from. Returns the Located; the run's own loader then finds the same files."""
     from ..data import describe_source, locate, offline
-    offline_env(args)
-    download = not offline()
-    found = locate(name, getattr(args, "data_root", None), download=download, allow_unofficial=allow_unofficial)
+    with offline_mode(args):
+        found = locate(name, getattr(args, "data_root", None), download=not offline(),
+                       allow_unofficial=allow_unofficial)
     print(describe_source(found), flush=True)
     return found
 
 
-def offline_env(args) -> None:
-    """--offline also for the library code the command calls: sets $PYANN_OFFLINE."""
-    if getattr(args, "offline", False):
-        os.environ["PYANN_OFFLINE"] = "1"
+@contextlib.contextmanager
+def offline_mode(args):
+    """--offline as $PYANN_OFFLINE=1 for the duration (restored after), so that the library
+    never downloads and its not-found message says offline mode was asked for."""
+    if not getattr(args, "offline", False):
+        yield
+        return
+    old = os.environ.get("PYANN_OFFLINE")
+    os.environ["PYANN_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["PYANN_OFFLINE"]
+        else:
+            os.environ["PYANN_OFFLINE"] = old

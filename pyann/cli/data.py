@@ -33,13 +33,10 @@ def _describe(found) -> list:
 
 def cmd_fetch(args) -> int:
     from ..data import fetch, get_spec, locate
-    from .common import offline_env
+    from .common import offline_mode
     get_spec(args.name)   # an unknown name fails before any search
-    offline_env(args)
-    if args.offline:   # only look
-        found = locate(args.name, args.data_root, allow_unofficial=args.allow_unofficial)
-    else:              # look, else download (into --data-root, created if missing, or the user cache)
-        found = fetch(args.name, args.data_root, allow_unofficial=args.allow_unofficial)
+    with offline_mode(args):   # offline: only look; else look, then download (into --data-root, created
+        found = fetch(args.name, args.data_root, allow_unofficial=args.allow_unofficial)   # if missing, or the cache)
     print("\n".join(_describe(found)))
     return 0
 

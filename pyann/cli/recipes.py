@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..argtypes import fraction, positive_float, positive_int, seed
-from .common import HelpFormatter, add_data_arguments, offline_env, prepare_data
+from .common import HelpFormatter, add_data_arguments, prepare_data
 
 
 class CommandError(Exception):
@@ -16,7 +16,6 @@ def cmd_cnn3(args) -> int:
     from ..cnn_recipes import cnn3_mnist
     from ..outputs import writable_folder
     writable_folder(args.out)   # before loading data or training
-    offline_env(args)
     prepare_data("mnist", args)
     print(f"training cnn3 on MNIST: {args.epochs} epochs, batch {args.batch_size}, seed {args.seed}; "
           f"writing to {args.out}/", flush=True)
@@ -32,7 +31,6 @@ def cmd_wrn(args) -> int:
     from ..outputs import writable_folder
     out = args.out or f"runs/wrn{args.depth}-{args.width}-cifar10"
     writable_folder(out)
-    offline_env(args)
     prepare_data("cifar10", args, allow_unofficial=True)
     plan = f"{args.epochs} epochs" if args.epochs else f"a {args.minutes:g}-minute budget"
     print(f"training WRN-{args.depth}-{args.width} on CIFAR-10: {plan}, batch {args.batch_size}, seed {args.seed}; "

@@ -32,8 +32,7 @@ def cmd_relu_study(args) -> int:
     datasets = DATASETS if args.dataset == "all" else (args.dataset,)
     for folder in [_out(args, ds) for ds in datasets] + ([_out(args, "both")] if args.dataset == "all" else []):
         writable_folder(folder)
-    from ..cli.common import offline_env, prepare_data
-    offline_env(args)
+    from ..cli.common import prepare_data
     for ds in datasets:   # each dataset found (or downloaded) before any training; the header says where
         prepare_data(ds, args)
     if args.dataset != "all":
