@@ -22,6 +22,7 @@ BENCHMARKS = {
     "relu": ("bench.relu", "ReLU prediction: dense, masked, zero-skipping, combined mlp5 inference, 10,000 images"),
     "kernels": ("bench.kernels", "dense C kernels vs NumPy, batched and one sample at a time"),
     "train": ("bench.train", "training step images/s, pyann vs PyTorch CPU: cnn3 and WRN-16-2"),
+    "prune": ("bench.prune", "pruned MLPs: sparse and 4x1-blocked kernels vs dense and peers, 10,000 images"),
 }
 DEFAULT = "relu"
 
