@@ -8,7 +8,7 @@ ifeq ($(origin PYANN_DATA), undefined)
   endif
 endif
 
-.PHONY: help install build test test-fast sanitize bench data reproduce-relu clean
+.PHONY: help install build test test-fast sanitize bench data reproduce-relu reproduce-prune clean
 .DEFAULT_GOAL := help
 
 help:               ## list the targets and what each does (this list)
@@ -47,6 +47,9 @@ data:               ## find or download MNIST, Fashion-MNIST and CIFAR-10 and ve
 
 reproduce-relu:     ## ReLU-prediction study (Tables 1 and 3, Figure 2) for both datasets, and side by side
 	$(PYTHON) -m pyann relu-study --dataset all --epochs 20 --out 'runs/relu-study-{dataset}'
+
+reproduce-prune:    ## connection-pruning study (Figures 2-6, error model, uniform vs optimal allocation) for fcn1, fcn2, cnn3; resumes
+	$(PYTHON) -m pyann prune-study --model all --out 'runs/prune-study-{model}'
 
 clean:              ## remove build products, caches and bench-results/ (not the trained-model cache)
 	rm -rf build dist *.egg-info pyann/_kernels*.so pyann/_kernels.c .pytest_cache bench-results

@@ -12,6 +12,14 @@ ReLU-prediction study (paper 1):
     plot_active_share    Table 3: share of active neurons per layer, paper's bars beside ours
     plot_firing_rates    per-layer histograms of per-neuron firing rates (dead / rare / always on)
 
+Connection-pruning study (paper 2, pyann.pruning.study):
+    plot_weight_patterns     Figure 2: fcn1's ten weight patterns as 28x28 images, cross-sections
+    plot_weight_histogram    Figure 3: weight histogram, all layers and per layer
+    plot_pruning_sweep       Figure 4: accuracy vs share removed, without and with retraining
+    plot_error_model         eq. 1-3 fitted on two points against the measured points
+    plot_sensitivity         Figure 5: per-layer sensitivity before / after retraining
+    plot_allocation_accuracy Figure 6: keep ratio vs accuracy after retraining, uniform / optimal
+
 Training runs (CNN recipes):
     plot_training_curve  train and test accuracy against wall-clock minutes, progressive-resizing
                          stages shaded, a target line
@@ -368,4 +376,191 @@ def plot_training_curve(history: Sequence[Mapping], target_pct: Optional[float] 
         span = max(hi - lo, 1.0)
         ax.set_ylim(lo - 0.16 * span, hi + 0.06 * span)
     _legend_below(fig, ax, ncols=2)
+    return fig
+
+
+# ---- connection-pruning study (paper 2; pyann.pruning.study) -------------------------------------
+
+def plot_weight_patterns(patterns, rows: Sequence[int] = (7, 14, 21), digit: int = 0,
+                         title: str = "fcn1: the ten weight patterns (Figure 2)") -> Figure:
+    """Figure 2: FCN-1's ten weight patterns (10 x 28 x 28) as images on one symmetric colour
+    scale (red positive, blue negative), and the cross-sections of `digit`'s pattern along the
+    given image rows (marked on its image)."""
+    p = np.asarray(patterns, dtype=float)
+    fig = _figure(10.0, 6.6)
+    grid = fig.add_gridspec(3, 5, height_ratios=[1, 1, 1.1])
+    lim = float(np.abs(p).max()) or 1.0
+    image = None
+    for d in range(10):
+        ax = fig.add_subplot(grid[d // 5, d % 5])
+        image = ax.imshow(p[d], cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.set_title(f"digit {d}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if d == digit:
+            for r, color in zip(rows, ("tab:green", "tab:orange", "tab:purple")):
+                ax.axhline(r, color=color, linewidth=1.2)
+    fig.colorbar(image, ax=fig.axes, location="right", shrink=0.6, label="weight")
+    ax = fig.add_subplot(grid[2, :])
+    for r, color in zip(rows, ("tab:green", "tab:orange", "tab:purple")):
+        ax.plot(range(28), p[digit, r], marker="o", markersize=3, color=color, label=f"row {r}")
+    ax.axhline(0, color="gray", linewidth=0.8)
+    ax.set_xlabel("pixel column")
+    ax.set_ylabel("weight")
+    ax.set_title(f"cross-sections of digit {digit}'s pattern (rows marked on its image)", fontsize=9)
+    ax.grid(alpha=0.3)
+    _legend_beside(ax)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_weight_histogram(edges: Sequence[float], layers: Mapping[str, Sequence[int]],
+                          title: str = "fcn2: weight histogram (Figure 3)") -> Figure:
+    """Figure 3: the histogram of all prunable weights together, and of each layer on its own
+    (counts per bin on shared edges; each panel's own count scale)."""
+    edges = np.asarray(edges, dtype=float)
+    centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    panels = [("all layers", np.sum([np.asarray(c) for c in layers.values()], axis=0))]
+    panels += [(f"layer {name}", np.asarray(c)) for name, c in layers.items()]
+    fig = _figure(3.2 * len(panels), 3.4)
+    for i, (label, counts) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        ax.bar(centers, counts, width=width, color="tab:blue" if i == 0 else _layer_colors(len(panels) - 1)[i - 1])
+        ax.set_title(f"{label} ({int(counts.sum()):,} weights)", fontsize=9)
+        ax.set_xlabel("weight")
+        if i == 0:
+            ax.set_ylabel("weights per bin")
+        nz = np.flatnonzero(counts)
+        if nz.size:   # the occupied range, not the widest layer's
+            ax.set_xlim(edges[nz[0]], edges[nz[-1] + 1])
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_pruning_sweep(sweep: Sequence[Mapping], retrained: Sequence[Mapping], dense_pct: float,
+                       paper_knee_removed: Optional[float] = None, paper_keep_retrained: Optional[float] = None,
+                       title: str = "Accuracy against connections removed (Figure 4)") -> Figure:
+    """Figure 4: test accuracy (%) against the share of connections removed (%): the |w|
+    threshold sweep without retraining and the masked-retraining points (each row: "removed",
+    "accuracy"); the dense accuracy as a line; the paper's knee and its retrained keep ratio
+    as vertical dotted lines. A second panel zooms on the top 3 points."""
+    fig = _figure(11.0, 4.6)
+    for k, zoom in enumerate((False, True)):
+        ax = fig.add_subplot(1, 2, k + 1)
+        ax.plot([100 * r["removed"] for r in sweep], [100 * r["accuracy"] for r in sweep], marker="o",
+                markersize=4, label="threshold sweep, no retraining")
+        if retrained:
+            ax.plot([100 * r["removed"] for r in retrained], [100 * r["accuracy"] for r in retrained], marker="s",
+                    markersize=4, label="pruned + masked retraining")
+        ax.axhline(dense_pct, color="black", linestyle="--", linewidth=1, label=f"dense {dense_pct:.2f} %")
+        if paper_knee_removed is not None:
+            ax.axvline(100 * paper_knee_removed, color="gray", linestyle=":",
+                       label=f"paper: knee at {100 * paper_knee_removed:g} % removed")
+        if paper_keep_retrained is not None:
+            ax.axvline(100 * (1 - paper_keep_retrained), color="tab:red", linestyle=":",
+                       label=f"paper: {100 * paper_keep_retrained:g} % kept with retraining")
+        ax.set_xlabel("connections removed (%)")
+        if zoom:
+            ax.set_ylim(dense_pct - 3, dense_pct + 0.8)
+            ax.set_ylabel("test accuracy (%), top 3 points")
+            ax.set_title("zoom on the dense accuracy", fontsize=9)
+        else:
+            ax.set_ylabel("test accuracy (%)")
+            ax.set_title("whole range", fontsize=9)
+        ax.set_xlim(0, 100)
+        ax.grid(alpha=0.3)
+    _legend_below(fig, fig.axes[0], ncols=3)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_error_model(measured: Sequence[Sequence[float]], fitted: Sequence[Sequence[float]],
+                     curve: Sequence[Sequence[float]], region: Optional[Sequence[float]] = None,
+                     title: str = "Error model (eq. 1-3) against measurement") -> Figure:
+    """The error model's accuracy (%) against the connections kept, beside the measured points:
+    measured (c, error) pairs as dots, the two fitted on as large rings, the model's curve
+    (c, error) as a line, solid in the fitted region (between the two points) and dashed
+    outside it."""
+    fig = _figure(7.0, 4.6)
+    ax = fig.add_subplot()
+    ax.plot([c for c, _ in measured], [100 * (1 - e) for _, e in measured], "o", markersize=4, label="measured")
+    ax.plot([c for c, _ in fitted], [100 * (1 - e) for _, e in fitted], "o", markersize=12, markerfacecolor="none",
+            markeredgewidth=1.5, color="tab:red", label="the two points of eq. 2")
+    cs = np.asarray([c for c, _ in curve], dtype=float)
+    acc = np.asarray([100 * (1 - e) for _, e in curve], dtype=float)
+    if region is not None:
+        inside = (cs >= region[0]) & (cs <= region[1])
+        ax.plot(cs, np.where(inside, np.nan, acc), "--", color="tab:green", label="model outside its region")
+        ax.plot(cs, np.where(inside, acc, np.nan), "-", color="tab:green", label="model, fitted region")
+    else:
+        ax.plot(cs, acc, "-", color="tab:green", label="model")
+    lows = [100 * (1 - e) for _, e in measured]
+    ax.set_ylim(max(min(lows) - 5, -2), max(lows) + 2)
+    ax.set_xlabel("connections kept")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    _legend_below(fig, ax, ncols=2)
+    return fig
+
+
+def plot_sensitivity(curves: Mapping[str, Mapping[str, Sequence[Sequence[float]]]], dense_pct: float,
+                     paper_ratios: Optional[Mapping[str, float]] = None,
+                     title: str = "Per-layer sensitivity (Figure 5)") -> Figure:
+    """Figure 5: one panel per phase ("before" / "after" retraining): each layer pruned alone,
+    test accuracy (%) against the layer's keep ratio (log axis); the dense accuracy dashed; the
+    paper's per-layer keep ratios as ticks on the axis (same colour as their layer)."""
+    phases = list(curves)
+    names = {"before": "before retraining", "after": "after retraining"}
+    fig = _figure(5.2 * len(phases) + 1.6, 4.4)
+    layers = list(next(iter(curves.values()))) if curves else []
+    colors = dict(zip(layers, _layer_colors(len(layers))))
+    for i, phase in enumerate(phases):
+        ax = fig.add_subplot(1, len(phases), i + 1)
+        for layer, pts in curves[phase].items():
+            ax.plot([d for d, _ in pts], [100 * a for _, a in pts], marker="o", markersize=3, color=colors[layer],
+                    label=f"layer {layer}")
+            if paper_ratios and layer in paper_ratios:
+                ax.axvline(paper_ratios[layer], color=colors[layer], linestyle=":", linewidth=1,
+                           label=f"paper's keep ratio, layer {layer}: {paper_ratios[layer]:g}")
+        ax.axhline(dense_pct, color="black", linestyle="--", linewidth=1, label=f"dense {dense_pct:.2f} %")
+        ax.set_xscale("log")
+        ax.set_xlabel("keep ratio of the pruned layer (log)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(names.get(phase, phase), fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+    if fig.axes:
+        _legend_beside(fig.axes[-1])
+    fig.suptitle(title)
+    return fig
+
+
+def plot_allocation_accuracy(points: Sequence[Mapping], retrained: Sequence[Mapping], dense_pct: float,
+                             title: str = "Keep ratio against accuracy after retraining (Figure 6)") -> Figure:
+    """Figure 6: test accuracy after retraining (%) against the share of weights kept (%, log
+    axis): the uniform (eq. 4) and optimal allocations (points with "method", "label", "keep",
+    "accuracy"), each labelled with its budget, and the global-threshold retraining sweep
+    ("keep" = kept/weights as "removed") as a line for reference; the dense accuracy dashed."""
+    fig = _figure(7.6, 4.8)
+    ax = fig.add_subplot()
+    if retrained:
+        ax.plot([100 * (1 - r["removed"]) for r in retrained], [100 * r["accuracy"] for r in retrained],
+                marker=".", color="gray", label="global |w| threshold + retraining")
+    styles = {"uniform": dict(marker="o", color="tab:blue"), "optimal": dict(marker="s", color="tab:orange")}
+    labels = []
+    for method, style in styles.items():
+        pts = [p for p in points if p["method"] == method]
+        if pts:
+            ax.scatter([100 * p["keep"] for p in pts], [100 * p["accuracy"] for p in pts], s=45, zorder=3,
+                       label=f"{method} allocation" + (" (eq. 4)" if method == "uniform" else " (exact DP)"), **style)
+            labels += [(f"{100 * p['budget']:g} pt", 100 * p["keep"], 100 * p["accuracy"]) for p in pts]
+    ax.axhline(dense_pct, color="black", linestyle="--", linewidth=1, label=f"dense {dense_pct:.2f} %")
+    ax.set_xscale("log")
+    ax.set_xlabel("weights kept (%, log)")
+    ax.set_ylabel("test accuracy after retraining (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    _legend_below(fig, ax, ncols=2)
+    place_point_labels(fig, ax, labels)
     return fig
