@@ -34,7 +34,7 @@ def overview() -> str:
               for name, (_, description) in BENCHMARKS.items()]
     lines += [f"  {'all':<{width}}  each of them in turn", "",
               "examples:", "  python -m bench                  the main benchmark (relu)",
-              "  python -m bench --quick          a tiny relu run that checks the setup in well under a minute",
+              "  python -m bench --quick          a tiny relu run that checks the setup in about a minute",
               "  python -m bench kernels --out DIR", "  python -m bench relu --help"]
     return "\n".join(lines)
 

@@ -73,8 +73,10 @@ def add_arguments(parser):
                         help="the models to benchmark, by the activity-L1 strength they were trained "
                              f"with: 0 is the project recipe, {SPARSE_L1:g} its sparse-activation variant")
     parser.add_argument("--quick", action="store_true",
-                        help="a tiny run to check the setup: " + ", ".join(f"--{k.replace('_', '-')} {v}"
-                                                                           for k, v in QUICK.items()))
+                        help="a tiny run to check the setup: " + ", ".join(
+                            f"--{k.replace('_', '-')}" + ("" if v is True else " " + (
+                                ",".join(f"{e:g}" for e in v) if isinstance(v, list) else str(v)))
+                            for k, v in QUICK.items()))
     parser.add_argument("--out", default="bench-results", metavar="DIR",
                         help="folder for relu[-<dataset>].json and the figure")
     add_data_arguments(parser)
