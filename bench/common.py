@@ -56,8 +56,8 @@ def format_table(rows: Sequence[dict], columns: Sequence[tuple], max_width: int 
             return v
         return fmt(v) if callable(fmt) else format(v, fmt)
 
-    numeric = [all(not isinstance(r.get(k), str) for r in rows if r.get(k) is not None) and
-               any(r.get(k) is not None for r in rows) for k, _, _ in columns]
+    # a column is numeric when no present value is text (an all-missing column too: its '-' line up right)
+    numeric = [all(not isinstance(r.get(k), str) for r in rows if r.get(k) is not None) for k, _, _ in columns]
     cells = [[cell(r, k, f) for k, _, f in columns] for r in rows]
     heads = [h for _, h, _ in columns]
     align = ["right" if n else "left" for n in numeric]
@@ -69,16 +69,23 @@ def format_table(rows: Sequence[dict], columns: Sequence[tuple], max_width: int 
     def longest(texts):
         return max((len(part) for t in texts for part in t.split()), default=1)
 
-    # headers wrap to the width of their column's cells (a long header never widens a column
-    # of short numbers), but never break a word
+    # a header wider than its cells wraps onto at most two lines (never inside a word), so a long
+    # header does not widen a column of short numbers
     cell_w = [max((len(c[i]) for c in cells), default=1) for i in range(len(columns))]
-    hlimit = [max(cell_w[i], longest([h])) for i, h in enumerate(heads)]
+    hlimit = [len(h) if len(h) <= cell_w[i] + 2 else max(cell_w[i], longest([h]), -(-len(h) // 2))
+              for i, h in enumerate(heads)]
     limits = [None] * len(columns)
 
     def draw():
-        return tabulate(cells, heads, tablefmt="simple", colalign=align, disable_numparse=True,
-                        maxcolwidths=limits, maxheadercolwidths=[l if l is not None else h
-                                                                  for l, h in zip(limits, hlimit)])
+        import tabulate as tabulate_module
+        padding = tabulate_module.MIN_PADDING
+        tabulate_module.MIN_PADDING = 0   # columns as wide as their widest line; 2 spaces between them
+        try:
+            return tabulate(cells, heads, tablefmt="simple", colalign=align, disable_numparse=True,
+                            maxcolwidths=limits, maxheadercolwidths=[l if l is not None else h
+                                                                      for l, h in zip(limits, hlimit)])
+        finally:
+            tabulate_module.MIN_PADDING = padding
 
     width = lambda t: max((len(line) for line in t.splitlines()), default=0)
     text = draw()

@@ -81,7 +81,8 @@ def test_bench_table_fits_120_columns_text_left_numbers_right(tmp_path, tiny_rel
     out = capsys.readouterr().out
     table_lines = [line for line in out.splitlines() if "NumPy dense" in line or "---" in line]
     assert table_lines
-    assert max(len(line) for line in out.splitlines()) <= 120
+    printed = out.split("\nmlp5 on mnist", 1)[1].splitlines()   # the header, machine, tables (not progress lines)
+    assert max(len(line) for line in printed) <= 120, [line for line in printed if len(line) > 120]
     numpy_line = next(line for line in out.splitlines() if line.startswith("NumPy dense"))
     assert numpy_line.split()[:3] == ["NumPy", "dense", "batched"]   # text columns start at the left edge
 
@@ -110,3 +111,23 @@ def test_bench_json_records_provenance(tmp_path, tiny_relu_bench):
     ds = prov["dataset"]
     assert ds["name"] == "mnist" and ds["official"] is False
     assert len(ds["checksum"]["value"]) == 64
+
+
+def test_relu_results_table_keeps_row_names_whole_and_headers_short():
+    from bench.relu import results_table
+    names = ["NumPy dense", "pyann combined (low-rank r=32, margin=0, layers 3,4)", "ONNX Runtime CPU dense",
+             "pyann masked (paper: history tau=0.5, layers 3,4)"]
+    rows = [{"model": "mlp5", "row": n, "mode": m, "accuracy": 0.9735, "seconds": 0.2 + i, "images_per_s": 8658.0,
+             "mac_share": 0.5, "speedup_vs_numpy": 1.0} for i, n in enumerate(names) for m in ("batched", "one image")]
+    rows.append({"model": "paper", "row": "paper dense (quoted, i7-7700)", "mode": "one image", "accuracy": 0.9841,
+                 "seconds": 45.73, "images_per_s": 219.0, "mac_share": 1.0})
+    text = results_table(rows)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 120
+    for n in names:                                          # one line each: not wrapped
+        assert sum(line.startswith(n + " ") for line in lines) == 2
+    header_lines = [i for i, line in enumerate(lines) if line.startswith("row")]
+    for i in header_lines:                                   # a header of at most two lines above its rule
+        assert lines[i + 1].startswith("---") or lines[i + 2].startswith("---")
+    paper_line = next(line for line in lines if line.startswith("paper dense"))
+    assert paper_line.rstrip().endswith("-")                 # a missing number: '-' at the right edge

@@ -23,7 +23,7 @@ def _sweep_curves():
     combined = [{"tau": t, "mac_share": 0.4 - 0.3 * t, "accuracy": 0.985 - 0.1 * t ** 2} for t in taus]
     low = [{"margin": m, "mac_share": 0.35 + 0.002 * m, "accuracy": 0.985 - 0.0005 * (4 - m)}
            for m in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)]
-    return ({"history mask masked kernel (tau sweep), layers 3-4": masked,
+    return ({"history mask, masked kernel (tau sweep), layers 3-4": masked,
              "history mask + zero skipping (tau sweep), layers 3-4": combined,
              "low-rank r=32 sign + zero skipping (margin sweep), layers 3-4": low},
             {"dense": {"mac_share": 1.0, "accuracy": 0.985}, "zero skipping (exact)": {"mac_share": 0.42, "accuracy": 0.985}})
@@ -133,7 +133,7 @@ def test_bench_and_study_name_the_same_series_alike():
     # the masked-kernel history curve; both through sweep.series_name
     assert sw.series_name(hist, "combined") == "history mask + zero skipping (tau sweep), layers 3-4"
     assert sw.series_name(low, "combined") == "low-rank r=32 sign + zero skipping (margin sweep), layers 3-4"
-    assert sw.series_name(hist, "masked") == "history mask masked kernel (tau sweep), layers 3-4"
+    assert sw.series_name(hist, "masked") == "history mask, masked kernel (tau sweep), layers 3-4"
     assert sw.named_points({"dense": {}, "zeroskip": {}}) == {"dense": {}, "zero skipping (exact)": {}}
     import inspect
     import bench.relu

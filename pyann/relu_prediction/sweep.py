@@ -52,8 +52,8 @@ def series_name(predictor, kernel: str) -> str:
         what, knob = f"low-rank r={predictor.rank} sign", "margin"
     else:
         what, knob = "history mask", "tau"
-    how = {"masked": "masked kernel", "combined": "+ zero skipping"}.get(kernel, kernel)
-    return f"{what} {how} ({knob} sweep), {where}"
+    how = {"masked": ", masked kernel", "combined": " + zero skipping"}.get(kernel, f", {kernel} kernel")
+    return f"{what}{how} ({knob} sweep), {where}"
 
 
 def named_points(points: Dict[str, dict]) -> Dict[str, dict]:
