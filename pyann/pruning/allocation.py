@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from typing import Dict, List, Optional, Sequence, Tuple
 
 _EPS = 1e-12   # drops are sums of measured floats: compare to the budget with a hair of slack
@@ -91,14 +92,14 @@ def _prepare(curves: Dict[str, Sequence[Tuple[float, float]]], costs: Dict[str, 
     """Validated (baseline, {layer: [(density, drop), ...]}, costs) with density 1.0 present."""
     if not isinstance(curves, dict) or not curves:
         raise ValueError("curves must be a non-empty dict {layer: [(density, accuracy), ...]}")
-    if not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget >= 0):
+    if not (isinstance(budget, numbers.Real) and not isinstance(budget, bool) and math.isfinite(budget) and budget >= 0):
         raise ValueError(f"budget must be a finite accuracy drop >= 0 (0.03 = 3 points), got {budget!r}")
     missing = sorted(set(curves) - set(costs))
     if missing:
         raise ValueError(f"no connection count (cost) for layers {missing}")
     for k in curves:
         c = costs[k]
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or not (math.isfinite(c) and c > 0):
+        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not (math.isfinite(c) and c > 0):
             raise ValueError(f"the cost of layer {k!r} must be a positive number of connections, got {c!r}")
     if baseline is None:
         refs = {k: a for k, pts in curves.items() for d, a in pts if d == 1.0}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from typing import Iterable, List, Sequence, Tuple
 
 FORMS = ("exp", "power")
@@ -42,7 +43,7 @@ class ErrorModel:
         if form not in FORMS:
             raise ValueError(f"form must be one of {FORMS}, got {form!r}")
         values = (c_before, e_before, c_after, e_after)
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in values):
             raise ValueError(f"the two points must be finite numbers, got {values}")
         if not c_before > c_after > 0:
             raise ValueError(f"need c_before > c_after > 0 (the point before the knee keeps more "

@@ -96,6 +96,16 @@ def test_gradual_pruning_resumes_as_the_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(pruning.masks(resumed)[name], mask)
 
 
+def test_gradual_pruning_every_other_epoch_and_at_the_end():
+    model = nn.zoo.mlp([10, 20, 2], rng=0)
+    cb = pruning.GradualPruning(final=0.5, begin=1, end=4, frequency=2, power=1)
+    history = fit(model, _data(), 5, SGD(model.parameters(), lr=0.1), batch_size=16, callbacks=[cb], progress=False)
+    # epochs 1 and 3 prune (t - begin even; s(1) = 0, s(3) = 0.5 * 2/3), epoch 4 is the end,
+    # epoch 2 keeps epoch 1's level
+    assert history.column("sparsity") == pytest.approx([0.0, 0.0, 1 / 3, 0.5, 0.5])
+    assert pruning.density(model) == {"1": 0.5, "3": 0.5}
+
+
 def test_gradual_pruning_refuses_bad_settings():
     with pytest.raises(ValueError, match="frequency"):
         pruning.GradualPruning(final=0.5, frequency=0)
