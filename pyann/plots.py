@@ -462,9 +462,10 @@ def plot_pruning_sweep(sweep: Sequence[Mapping], retrained: Sequence[Mapping], d
                        label=f"paper: {100 * paper_keep_retrained:g} % kept with retraining")
         ax.set_xlabel("connections removed (%)")
         if zoom:
-            ax.set_ylim(dense_pct - 3, dense_pct + 0.8)
-            ax.set_ylabel("test accuracy (%), top 3 points")
-            ax.set_title("zoom on the dense accuracy", fontsize=9)
+            top = max([dense_pct] + [100 * r["accuracy"] for r in list(sweep) + list(retrained)])
+            ax.set_ylim(dense_pct - 3, top + 0.5)
+            ax.set_ylabel("test accuracy (%)")
+            ax.set_title("zoom: from 3 points under the dense accuracy up", fontsize=9)
         else:
             ax.set_ylabel("test accuracy (%)")
             ax.set_title("whole range", fontsize=9)
@@ -515,7 +516,10 @@ def plot_sensitivity(curves: Mapping[str, Mapping[str, Sequence[Sequence[float]]
     names = {"before": "before retraining", "after": "after retraining"}
     fig = _figure(5.2 * len(phases) + 1.6, 4.4)
     layers = list(next(iter(curves.values()))) if curves else []
-    colors = dict(zip(layers, _layer_colors(len(layers))))
+    colors = dict(zip(layers, ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"] * 9))
+    # a layer pruned to nothing falls to chance: the axis stops 15 points under the dense accuracy
+    floor = dense_pct - 15
+    lowest = min([100 * a for v in curves.values() for pts in v.values() for _, a in pts] or [floor])
     for i, phase in enumerate(phases):
         ax = fig.add_subplot(1, len(phases), i + 1)
         for layer, pts in curves[phase].items():
@@ -526,14 +530,34 @@ def plot_sensitivity(curves: Mapping[str, Mapping[str, Sequence[Sequence[float]]
                            label=f"paper's keep ratio, layer {layer}: {paper_ratios[layer]:g}")
         ax.axhline(dense_pct, color="black", linestyle="--", linewidth=1, label=f"dense {dense_pct:.2f} %")
         ax.set_xscale("log")
+        _plain_log_ticks(ax, [d for pts in curves[phase].values() for d, _ in pts])
         ax.set_xlabel("keep ratio of the pruned layer (log)")
-        ax.set_ylabel("test accuracy (%)")
+        if lowest < floor:
+            ax.set_ylim(floor, dense_pct + 2)
+            ax.set_ylabel(f"test accuracy (%); axis cut at {floor:.0f} %")
+        else:
+            ax.set_ylabel("test accuracy (%)")
         ax.set_title(names.get(phase, phase), fontsize=9)
         ax.grid(alpha=0.3, which="both")
     if fig.axes:
         _legend_beside(fig.axes[-1])
     fig.suptitle(title)
     return fig
+
+
+def _plain_log_ticks(ax, values, axis="x"):
+    """Ticks of a log axis at 1-2-5 steps within the data, written as plain numbers (0.05, not 5x10^-2)."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+    values = [v for v in values if v > 0]
+    if not values:
+        return
+    lo, hi = min(values), max(values)
+    ticks = [m * 10.0 ** e for e in range(-4, 3) for m in (1, 2, 5) if lo * 0.999 <= m * 10.0 ** e <= hi * 1.001]
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(FixedLocator(ticks))
+    target.set_major_formatter(lambda v, _: f"{v:g}")
+    target.set_minor_locator(NullLocator())
+    target.set_minor_formatter(NullFormatter())
 
 
 def plot_allocation_accuracy(points: Sequence[Mapping], retrained: Sequence[Mapping], dense_pct: float,
@@ -547,16 +571,21 @@ def plot_allocation_accuracy(points: Sequence[Mapping], retrained: Sequence[Mapp
     if retrained:
         ax.plot([100 * (1 - r["removed"]) for r in retrained], [100 * r["accuracy"] for r in retrained],
                 marker=".", color="gray", label="global |w| threshold + retraining")
-    styles = {"uniform": dict(marker="o", color="tab:blue"), "optimal": dict(marker="s", color="tab:orange")}
+    # uniform as a large ring, optimal as a small filled square: both stay visible where they coincide
+    styles = {"uniform": dict(marker="o", s=110, facecolors="none", edgecolors="tab:blue", linewidths=2),
+              "optimal": dict(marker="s", s=40, color="tab:orange")}
     labels = []
     for method, style in styles.items():
         pts = [p for p in points if p["method"] == method]
         if pts:
-            ax.scatter([100 * p["keep"] for p in pts], [100 * p["accuracy"] for p in pts], s=45, zorder=3,
-                       label=f"{method} allocation" + (" (eq. 4)" if method == "uniform" else " (exact DP)"), **style)
-            labels += [(f"{100 * p['budget']:g} pt", 100 * p["keep"], 100 * p["accuracy"]) for p in pts]
+            tag = method[0].upper()
+            ax.scatter([100 * p["keep"] for p in pts], [100 * p["accuracy"] for p in pts], zorder=3,
+                       label=f"{tag}: {method} allocation" + (" (eq. 4)" if method == "uniform" else " (exact DP)")
+                       + ", labelled with its budget", **style)
+            labels += [(f"{tag} {100 * p['budget']:g} pt", 100 * p["keep"], 100 * p["accuracy"]) for p in pts]
     ax.axhline(dense_pct, color="black", linestyle="--", linewidth=1, label=f"dense {dense_pct:.2f} %")
     ax.set_xscale("log")
+    _plain_log_ticks(ax, [100 * p["keep"] for p in points] + [100 * (1 - r["removed"]) for r in retrained])
     ax.set_xlabel("weights kept (%, log)")
     ax.set_ylabel("test accuracy after retraining (%)")
     ax.set_title(title)

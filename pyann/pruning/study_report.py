@@ -193,7 +193,8 @@ def report_text(results: dict) -> str:
     # scaling and timing
     t = results["timing"]
     lines += ["## What was scaled to fit the time budget", ""]
-    lines += [f"- configuration `{cfg['name']}`: dense model {cfg['dense_epochs']} epochs; {len(cfg['sweep_removed'])} "
+    dense_imgs = "" if not cfg.get("dense_train_limit") else f" over the first {cfg['dense_train_limit']:,} training images"
+    lines += [f"- configuration `{cfg['name']}`: dense model {cfg['dense_epochs']} epochs{dense_imgs}; {len(cfg['sweep_removed'])} "
               f"sweep points; {len(cfg['retrain_keep'])} retrained keep ratios at {cfg['retrain_epochs']} epoch(s) "
               f"each (the paper retrains with the whole original procedure); "
               f"{len(cfg['sens_densities'])} sensitivity densities per layer, the after-retraining curves at "
