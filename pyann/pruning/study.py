@@ -260,14 +260,22 @@ def global_threshold(m, removed: float) -> float:
     return float(a[k - 1]) * (1 + 1e-7) + 1e-30 if k == a.size else float(a[k])
 
 
-def _fit_error_models(points, tolerance: float) -> dict:
-    """Eq. 1-3 on (connections kept, error) points: both forms, knee chosen by knee_points."""
+def _fit_error_models(points, tolerance: float, span: float) -> dict:
+    """Eq. 1-3 on (connections kept, error) points, both forms. Before the knee: knee_points'
+    choice (the fewest connections whose error is within `tolerance` of the densest point's);
+    after it: the first point with fewer connections whose error exceeds the densest point's by
+    more than `span` (else the next point), so that measured points lie between the two and
+    the interpolation the paper uses the model for is checked on them."""
     pts = [(float(c), float(e)) for c, e in points]
     try:
         before, after = knee_points(pts, tolerance)
     except ValueError as exc:
         return {"why": str(exc)}
-    out = {"tolerance": tolerance, "before": list(before), "after": list(after)}
+    reference = max(pts)[1]
+    past = [p for p in sorted(pts, key=lambda p: -p[0]) if p[0] < before[0] and p[1] > reference + span]
+    if past and past[0][1] > before[1]:
+        after = past[0]
+    out = {"tolerance": tolerance, "span": span, "before": list(before), "after": list(after)}
     for form in ("exp", "power"):
         try:
             em = ErrorModel.fit(before[0], before[1], after[0], after[1], form=form)
@@ -428,8 +436,9 @@ def _study(model, cfg, data, seed, store, out, cache, root, log) -> dict:
 
     # the error model (eq. 1-3) on both curves, c = connections kept
     results["error_model"] = {
-        "without_retraining": _fit_error_models([(r["kept"], 1 - r["accuracy"]) for r in sweep_rows], 0.01),
-        "with_retraining": _fit_error_models([(total, 1 - dense_acc)] + [(r["kept"], 1 - r["accuracy"]) for r in retrain_rows], 0.002),
+        "without_retraining": _fit_error_models([(r["kept"], 1 - r["accuracy"]) for r in sweep_rows], 0.01, 0.05),
+        "with_retraining": _fit_error_models([(total, 1 - dense_acc)] + [(r["kept"], 1 - r["accuracy"]) for r in retrain_rows],
+                                             0.002, 0.02),
     }
 
     if model != "fcn1" and cfg.sens_densities:
