@@ -219,3 +219,15 @@ def test_quickstart_main_command_in_a_fresh_clone(tmp_path, data_root):
     assert (tmp_path / "cache" / "pyann" / "models" / "mlp5-mnist-e1-s0-n5000.npz").is_file()
     assert (clone / "bench-results" / "relu.json").is_file()
     assert "Traceback" not in run.stderr
+
+
+def test_training_uses_one_blas_thread_on_a_busy_machine(monkeypatch, capsys):
+    from threadpoolctl import threadpool_info
+    monkeypatch.setattr(os, "getloadavg", lambda: (99.0, 99.0, 99.0))
+    with bench.relu._training_threads():
+        threads = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+    assert threads == {1} and "one BLAS thread" in capsys.readouterr().out
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    with bench.relu._training_threads():
+        pass
+    assert capsys.readouterr().out == ""
