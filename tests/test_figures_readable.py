@@ -192,3 +192,11 @@ def test_cnn3_training_curve_describes_cnn3(tmp_path):
     wrn = curve_labels({"recipe": "wrn16_2_cifar10", "config": {"depth": 16, "width": 2, "official_data": False,
                                                                 "curve_images": 2000, "progressive": [[16, 3]]}})
     assert wrn["title"].startswith("WRN-16-2 on CIFAR-10 (JPEG-derived copy)") and "augmented" in wrn["train_label"]
+
+
+def test_the_papers_point_stays_in_view_when_the_axis_is_cut():
+    weak = [{"tau": t, "mac_share": 0.4 - 0.3 * t, "accuracy": 0.93 - 0.5 * t ** 2} for t in (0.0, 0.2, 0.5, 0.7)]
+    paper = {"name": "paper", "mac_share": 0.618, "accuracy": 0.974}
+    (ax,) = plots.plot_accuracy_vs_macs({"history": weak}, paper=paper).axes
+    low, high = ax.get_ylim()
+    assert "cut" in ax.get_ylabel() and low < 97.4 < high
