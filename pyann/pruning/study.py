@@ -302,7 +302,7 @@ def run_study(model: str, out, *, quick: bool = False, seed: int = 0, root=None,
     cfg = config or config_for(model, quick)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     ident = {"model": model, "seed": seed, "config": cfg.to_dict()}
     ident_path = out / "points" / "study.json"
     if ident_path.exists():
@@ -329,6 +329,9 @@ def run_study(model: str, out, *, quick: bool = False, seed: int = 0, root=None,
     results["resume"] = {"computed": len(store.computed), "reused": len(store.reused),
                          "computed_keys": store.computed}
     results["timing"]["this_run_seconds"] = time.perf_counter() - started
+    # CPU seconds of this process (all its threads): on a machine shared with other work, the
+    # better guide to what the run costs on an idle one
+    results["timing"]["this_run_cpu_seconds"] = time.process_time() - cpu_started
     results["timing"]["all_points_seconds"] = sum(
         float(store.get(k).get("seconds", 0.0)) for k in store.computed + store.reused)
     try:
