@@ -7,7 +7,8 @@ and in 4x1 blocks (4 outputs sharing an input; a layer whose outputs do not divi
 element by element). Not retrained: the accuracy column says what that costs; the pruning study
 (`pyann prune-study`) retrains. Rows per model, batched: NumPy/OpenBLAS dense, pyann dense, pyann
 sparse, pyann 4x1 blocked (on the block-pruned model), pyann with each layer's kernel measured at
-compile time, scipy.sparse CSR and PyTorch dense / sparse CSR as peers when installed; one image
+compile time, scipy.sparse CSR, PyTorch dense / sparse CSR and ONNX Runtime (CPU) as peers when
+installed; one image
 at a time (the loop in C): pyann dense and pyann sparse. Bytes: the weights dense (float32)
 against their packed sparse form (values + int32 indices + row pointers).
 """
@@ -101,6 +102,20 @@ def _peers(model, x):
                  (f"PyTorch {torch.__version__} sparse CSR", "batched", torch_run(csr, True))]
     except ImportError:
         missing.append("torch")
+    try:   # ONNX Runtime's CPU engine on the same (pruned, dense-stored) weights, via pyann.interop
+        import tempfile
+        from pathlib import Path
+        import onnxruntime as ort
+        from pyann.interop import export_onnx
+        with tempfile.TemporaryDirectory(prefix="pyann-bench-onnx-") as tmp:
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads, opts.inter_op_num_threads = max(1, kernels.num_threads()), 1
+            sess = ort.InferenceSession(str(export_onnx(model, Path(tmp) / "m.onnx", (x.shape[1],))), opts,
+                                        providers=["CPUExecutionProvider"])
+        rows.append((f"ONNX Runtime {ort.__version__} dense", "batched",
+                     lambda: sess.run(["output"], {"input": x})[0]))
+    except ImportError:
+        missing.append("onnxruntime")
     return rows, missing
 
 

@@ -170,14 +170,30 @@ def _identity_by_name(name: str) -> dict:
     return ident
 
 
+def _identity_of_files(found) -> dict:
+    ident = {"name": found.spec.name, "official": found.official, "notes": list(found.notes),
+             "source": str(found.source_path), "checksum": UNKNOWN,
+             "why": "the files were recorded, not the decoded arrays"}
+    try:
+        from .data.checksums import file_md5
+        ident["files_md5"] = {Path(p).name: file_md5(p) for p in found.paths.values()}
+    except Exception as exc:
+        ident["files_md5"] = UNKNOWN
+        ident["files_why"] = f"{type(exc).__name__}: {exc}"[:200]
+    return ident
+
+
 def dataset_identity(ds) -> dict:
     """What identifies a dataset: name, official or not (and why not), source, the md5 of its
     files and a sha256 of the decoded arrays. Accepts a pyann.data.Dataset, anything with its
-    x_/y_ arrays, or a plain name (then only the name is known). Never raises."""
+    x_/y_ arrays, a pyann.data.Located (its files), or a plain name (its files located by name).
+    Never raises."""
     if ds is None:
         return {"name": None, "official": None, "why": "no dataset (synthetic inputs)"}
     if isinstance(ds, str):
         return _identity_by_name(ds)
+    if hasattr(ds, "spec") and hasattr(ds, "paths"):   # a pyann.data.Located: the files, not yet decoded
+        return _identity_of_files(ds)
     ident = {"name": getattr(ds, "name", "custom"), "official": getattr(ds, "official", None),
              "notes": list(getattr(ds, "notes", ()) or ())}
     if getattr(ds, "source_path", None) is not None:

@@ -131,3 +131,20 @@ def test_relu_results_table_keeps_row_names_whole_and_headers_short():
         assert lines[i + 1].startswith("---") or lines[i + 2].startswith("---")
     paper_line = next(line for line in lines if line.startswith("paper dense"))
     assert paper_line.rstrip().endswith("-")                 # a missing number: '-' at the right edge
+
+
+def test_prune_bench_has_the_onnxruntime_peer(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("onnxruntime")
+    import bench.__main__ as bench_main
+    import pyann.cli.common
+    data = _digits()
+    monkeypatch.setattr(pyann.data, "load", lambda name, **kw: data)
+    monkeypatch.setattr(pyann.cli.common, "prepare_data", lambda name, args, **kw: None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert bench_main.main(["prune", "--models", "fcn2", "--n", "100", "--repeats", "1", "--epochs", "1",
+                            "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "prune.json").read_text())["rows"]
+    ort = [r for r in rows if r["row"].startswith("ONNX Runtime")]
+    dense = next(r for r in rows if r["row"] == "pyann dense" and r["mode"] == "batched")
+    assert len(ort) == 1 and ort[0]["mode"] == "batched" and ort[0]["seconds"] > 0
+    assert ort[0]["accuracy"] == pytest.approx(dense["accuracy"], abs=0.02)   # checked against the model in the run too

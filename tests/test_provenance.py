@@ -127,3 +127,14 @@ def test_relu_study_results_json_has_provenance(tmp_path):
     got = read_json(tmp_path / "results.json")
     assert KEYS <= set(got["provenance"])
     assert got["provenance"]["dataset"]["name"] == "custom" and got["provenance"]["dataset"]["official"] is False
+
+
+def test_dataset_identity_of_located_files():
+    pyann_data = pytest.importorskip("pyann.data")
+    try:
+        found = pyann_data.locate("mnist", None)
+    except pyann_data.DatasetError:
+        pytest.skip("MNIST not available")
+    ident = prov.dataset_identity(found)
+    assert ident["name"] == "mnist" and ident["official"] is True
+    assert set(ident["files_md5"]) == {p.name for p in found.paths.values()}
