@@ -332,8 +332,15 @@ def run_study(model: str, out, *, quick: bool = False, seed: int = 0, root=None,
     # CPU seconds of this process (all its threads): on a machine shared with other work, the
     # better guide to what the run costs on an idle one
     results["timing"]["this_run_cpu_seconds"] = time.process_time() - cpu_started
-    results["timing"]["all_points_seconds"] = sum(
-        float(store.get(k).get("seconds", 0.0)) for k in store.computed + store.reused)
+    stages: Dict[str, float] = {}
+    for k in store.computed + store.reused:
+        stage = {"dense": "dense evaluation", "sweep": "threshold sweep", "retrain": "retraining sweep",
+                 "sens": "sensitivity", "alloc": "allocations (pruned + retrained)"}[k.split("-")[0]]
+        if k.startswith("sens-after"):
+            stage = "sensitivity after retraining"
+        stages[stage] = stages.get(stage, 0.0) + float(store.get(k).get("seconds", 0.0))
+    results["timing"]["points_seconds_by_stage"] = stages
+    results["timing"]["all_points_seconds"] = sum(stages.values())
     try:
         from ..provenance import stamp
         stamp(results, dataset=data if hasattr(data, "source_path") else getattr(data, "name", None))

@@ -197,23 +197,28 @@ def report_text(results: dict) -> str:
     t = results["timing"]
     lines += ["## What was scaled to fit the time budget", ""]
     dense_imgs = "" if not cfg.get("dense_train_limit") else f" over the first {cfg['dense_train_limit']:,} training images"
+    per_layer = "" if not cfg["sens_densities"] else (
+        f"{len(cfg['sens_densities'])} sensitivity densities per layer, the after-retraining curves at "
+        f"{cfg['sens_retrain_epochs']} epoch(s) over "
+        f"{'all' if cfg['sens_retrain_limit'] is None else format(cfg['sens_retrain_limit'], ',')} training images; "
+        f"sensitivity measured on {'all' if cfg['sens_test_limit'] is None else format(cfg['sens_test_limit'], ',')} "
+        f"test images; each allocation retrained {cfg['alloc_retrain_epochs']} epoch(s); ")
     lines += [f"- configuration `{cfg['name']}`: dense model {cfg['dense_epochs']} epochs{dense_imgs}; {len(cfg['sweep_removed'])} "
               f"sweep points; {len(cfg['retrain_keep'])} retrained keep ratios at {cfg['retrain_epochs']} epoch(s) "
-              f"each (the paper retrains with the whole original procedure); "
-              f"{len(cfg['sens_densities'])} sensitivity densities per layer, the after-retraining curves at "
-              f"{cfg['sens_retrain_epochs']} epoch(s) over "
-              f"{'all' if cfg['sens_retrain_limit'] is None else format(cfg['sens_retrain_limit'], ',')} training images; "
-              f"sensitivity measured on {'all' if cfg['sens_test_limit'] is None else format(cfg['sens_test_limit'], ',')} "
-              f"test images; each allocation retrained {cfg['alloc_retrain_epochs']} epoch(s); training images "
+              f"each (the paper retrains with the whole original procedure); " + per_layer + "training images "
               f"{'all' if cfg['train_limit'] is None else format(cfg['train_limit'], ',')}, final test images "
               f"{'all' if cfg['test_limit'] is None else format(cfg['test_limit'], ',')}.",
               "- the sensitivity curves and the allocations are measured on test images, as in the paper "
               "(no separate validation split).", ""]
-    lines += ["## Time", "", _table(("stage", "seconds"), [(k.replace("_", " "), f"{v:.1f}") for k, v in t.items()
-                                                              if isinstance(v, (int, float))]), ""]
+    stages = t.get("points_seconds_by_stage") or {}
+    rows = [(k, f"{v:.0f}") for k, v in stages.items()]
+    rows.append(("**the study's points, all runs together**", f"**{t.get('all_points_seconds', 0):.0f}**"))
+    lines += ["## Time (wall-clock seconds, on the machine as loaded at the time)", "",
+              _table(("stage", "seconds"), rows), ""]
     r = results.get("resume", {})
-    lines += [f"This run computed {r.get('computed', 0)} points and reused {r.get('reused', 0)} finished ones "
-              f"(resumed). Sum of every point's own seconds: {t.get('all_points_seconds', 0):.0f} s.", ""]
+    lines += [f"This run: {r.get('computed', 0)} points computed, {r.get('reused', 0)} reused from earlier runs; "
+              f"{t.get('this_run_seconds', 0):.0f} s wall, {t.get('this_run_cpu_seconds', 0):.0f} s CPU. The dense "
+              f"model's training is not counted when it came from the cache.", ""]
     files = results.get("files") or {}
     if files:
         pngs = [(k, v) for k, v in files.items() if v.endswith(".png")]
