@@ -273,8 +273,11 @@ def _fit_error_models(points, tolerance: float, span: float) -> dict:
         return {"why": str(exc)}
     reference = max(pts)[1]
     past = [p for p in sorted(pts, key=lambda p: -p[0]) if p[0] < before[0] and p[1] > reference + span]
+    last = min(pts)                      # the fewest connections measured
     if past and past[0][1] > before[1]:
         after = past[0]
+    elif last[0] < before[0] and last[1] > before[1]:
+        after = last                     # no point that far past the knee: the last one measured
     out = {"tolerance": tolerance, "span": span, "before": list(before), "after": list(after)}
     for form in ("exp", "power"):
         try:
@@ -493,7 +496,13 @@ def _per_layer(model, cfg, dense, dense_acc, data, train, x_test, y_test, costs,
         # density 1.0 is "the layer left dense": drop 0 by definition (allocation adds it); its
         # measured point (after a short retraining it may sit below the dense accuracy) is left out
         pts = {k: [p for p in v if p[0] < 1.0] for k, v in curves[phase].items()}
-        both = alloc_mod.allocate(pts, costs, budget, baseline=sens_base)
+        # the reference of the curves after retraining is the dense model retrained the same way
+        # (the mean of their density-1.0 points): a short retraining's own offset is no pruning loss
+        ref = sens_base
+        if phase == "after":
+            ones = [a for v in curves[phase].values() for d, a in v if d == 1.0]
+            ref = sum(ones) / len(ones) if ones else sens_base
+        both = alloc_mod.allocate(pts, costs, budget, baseline=ref)
         for method, a in both.items():
             key = f"alloc-{label}-{method}"
 
@@ -507,12 +516,16 @@ def _per_layer(model, cfg, dense, dense_acc, data, train, x_test, y_test, costs,
                 nn.save(m, store.model_path(key), metadata={"study": "prune-study", "model": model,
                                                             "allocation": a.to_dict(), "accuracy": float(ev["accuracy"])})
                 kept, tot = _kept_total(m)
-                return {"accuracy_before_retraining": float(before["accuracy"]), "accuracy": float(ev["accuracy"]),
+                return {"densities": dict(a.densities), "accuracy_before_retraining": float(before["accuracy"]), "accuracy": float(ev["accuracy"]),
                         "loss": float(ev["loss"]), "epochs": cfg.alloc_retrain_epochs, "keep": kept / tot,
                         "measured_gain": rep.gain, "sparsity": rep.to_dict(),
                         "model_file": str(store.model_path(key).relative_to(out))}
-            if store.get(key) is not None and not store.model_path(key).exists():
-                store.path(key).unlink()
+            found = store.get(key)
+            if found is not None and store.model_path(key).exists() and "densities" not in found:
+                meta = nn.serialization.read_metadata(store.model_path(key)).get("allocation", {})
+                found["densities"] = {r["layer"]: r["density"] for r in meta.get("layers", [])}
+            if found is not None and (not store.model_path(key).exists() or found.get("densities") != a.densities):
+                store.path(key).unlink()   # its model went missing, or the allocation is another one now
             measured = store.run(key, point)
             allocations.append({"label": label, "budget": budget, "curves": phase, "method": method,
                                 "allocation": a.to_dict(), "text": str(a), **measured})

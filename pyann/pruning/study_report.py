@@ -232,7 +232,8 @@ def _allocation_section(results: dict) -> List[str]:
     allocs = results.get("allocations") or []
     lines = ["## Allocation: uniform (eq. 4) against optimal (exact DP), c'/c (eq. 5)", "",
              "The paper's budget is allocated on the curves without retraining (its method), the \"no loss\" "
-             "budget (0.1 points) on the curves after retraining. Each allocation is then pruned (per-layer "
+             "budget (0.1 points) on the curves after retraining, measured from their own reference (the dense "
+             "model retrained the same way). Each allocation is then pruned (per-layer "
              "magnitude) and retrained; the accuracy it reaches is the check of eq. 4's prediction.", ""]
     if not allocs:
         return lines + ["No allocation was computed in this run.", ""]
