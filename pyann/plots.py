@@ -571,7 +571,7 @@ def plot_allocation_accuracy(points: Sequence[Mapping], retrained: Sequence[Mapp
     ax = fig.add_subplot()
     if retrained:
         ax.plot([100 * (1 - r["removed"]) for r in retrained], [100 * r["accuracy"] for r in retrained],
-                marker=".", color="gray", label="global |w| threshold + retraining")
+                marker=".", color="gray", label="global |w| pruning, iterative retraining (Figure 4)")
     # uniform as a large ring, optimal as a small filled square: both stay visible where they coincide
     styles = {"uniform": dict(marker="o", s=110, facecolors="none", edgecolors="tab:blue", linewidths=2),
               "optimal": dict(marker="s", s=40, color="tab:orange")}
