@@ -15,6 +15,7 @@ same weights as peer rows, timed in the same rounds (a row says "not installed" 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from pathlib import Path
 
@@ -215,8 +216,8 @@ def bench_model(strength, data, x_train, x, y, args):
     layer_arg = args.sparse_layers if strength else args.layers
     layers = tuple(int(k) for k in layer_arg.split(","))
     t0 = time.perf_counter()
-    _announce_training(label, strength, args)
-    with _training_threads():
+    cached = _announce_training(label, strength, args)
+    with _training_threads() if not cached else contextlib.nullcontext():   # only a training needs it
         model, history = trained_model("mlp5", args.dataset, seed=args.seed, epochs=args.epochs, progress=None,
                                        activity_l1=strength, root=args.data_root, train_images=args.train_images,
                                        callbacks=[_EpochLog(label, args.epochs)])
@@ -302,19 +303,21 @@ def _training_threads():
     return threadpool_limits(1, user_api="blas")
 
 
-def _announce_training(label, strength, args) -> None:
-    """Say what the first run trains, where it is cached and about how long it takes."""
+def _announce_training(label, strength, args) -> bool:
+    """Say what the first run trains, where it is cached and about how long it takes; True when
+    the model is cached already (nothing to train)."""
     from pyann.recipes import trained_model_path
     path = trained_model_path("mlp5", args.dataset, args.seed, args.epochs, activity_l1=strength,
                               train_images=args.train_images)
     if path.exists():
         print(f"{label}: using the cached model {path}", flush=True)
-        return
+        return True
     recipe = "the project recipe" + (f" + activity L1 {strength:g}" if strength else "")
     images = f"the first {args.train_images} training images of {args.dataset}" if args.train_images else args.dataset
     print(f"{label}: not cached yet: training mlp5 ({recipe}) on {images} for {args.epochs} epochs, seed "
           f"{args.seed}, once (about {4 * args.epochs} s on 2 idle cores; the time left is printed after each "
           f"epoch); cached as {path}", flush=True)
+    return False
 
 
 class _EpochLog(Callback):
