@@ -70,6 +70,9 @@ def add_arguments(parser):
                         help="add the optional rows with both cores on each image (a barrier per layer: "
                              "slow on a busy machine)")
     parser.add_argument("--no-latency-split", action="store_true", help=argparse.SUPPRESS)   # the old default
+    parser.add_argument("--one-image-peers", action="store_true",
+                        help="add the PyTorch and ONNX Runtime rows one image at a time (a Python loop over "
+                             "the images: minutes per pass)")
     parser.add_argument("--activity-l1", type=comma_list(non_negative_float), default=f"0,{SPARSE_L1:g}",
                         help="the models to benchmark, by the activity-L1 strength they were trained "
                              f"with: 0 is the project recipe, {SPARSE_L1:g} its sparse-activation variant")
@@ -260,9 +263,15 @@ def bench_model(strength, data, x_train, x, y, args):
             for name, kernel, pred in (specs[1], specs[4]):
                 plan = infer.compile(model, kernel, pred, mode=mode, split="outputs")
                 entries.append(_plan_row(plan, x, y, label, f"{name}, both cores per image", mode_label))
-        for peer in (_torch_row, _onnxruntime_row):   # other engines on the same weights, timed with the rows
-            entries.append(peer(model, x, y, mode, mode_label))
-            entries[-1][0]["model"] = label
+        # other engines on the same weights, timed with the rows; one image at a time they loop in
+        # Python over 10,000 images (PyTorch ~70 s a pass here), so there they are opt-in
+        if mode == "batched" or args.one_image_peers:
+            for peer in (_torch_row, _onnxruntime_row):
+                entries.append(peer(model, x, y, mode, mode_label))
+                entries[-1][0]["model"] = label
+        else:
+            print("  one image: the PyTorch and ONNX Runtime rows are opt-in there (a Python loop over the "
+                  "images, minutes per pass): add --one-image-peers", flush=True)
         timed = [(row, fn) for row, fn in entries if fn is not None]
         for (row, _), t in zip(timed, time_round_robin([fn for _, fn in timed], repeats=reps)):
             row.update({"seconds": t["median"], "images_per_s": len(x) / t["median"], "timings": t})

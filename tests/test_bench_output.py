@@ -54,7 +54,7 @@ def tiny_relu_bench(monkeypatch):
 def test_onnxruntime_is_a_timed_peer_row_in_both_modes(tmp_path, tiny_relu_bench, capsys):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    result = tiny_relu_bench(tmp_path)
+    result = tiny_relu_bench(tmp_path, "--one-image-peers")
     out = capsys.readouterr().out
     rows = [r for r in result["rows"] if not r.get("quoted")]
     for mode in ("batched", "one image"):
@@ -70,7 +70,7 @@ def test_onnxruntime_is_a_timed_peer_row_in_both_modes(tmp_path, tiny_relu_bench
 
 def test_onnxruntime_row_says_not_installed(tmp_path, tiny_relu_bench, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)   # import onnxruntime -> ImportError
-    result = tiny_relu_bench(tmp_path)
+    result = tiny_relu_bench(tmp_path, "--one-image-peers")
     missing = [r for r in result["rows"] if r["row"].startswith("ONNX Runtime CPU dense")]
     assert len(missing) == 2 and all(r["note"] == "not installed" and "seconds" not in r for r in missing)
     assert all("not installed" in r["row"] for r in missing)
@@ -148,3 +148,12 @@ def test_prune_bench_has_the_onnxruntime_peer(tmp_path, monkeypatch, capsys):
     dense = next(r for r in rows if r["row"] == "pyann dense" and r["mode"] == "batched")
     assert len(ort) == 1 and ort[0]["mode"] == "batched" and ort[0]["seconds"] > 0
     assert ort[0]["accuracy"] == pytest.approx(dense["accuracy"], abs=0.02)   # checked against the model in the run too
+
+
+def test_one_image_peer_rows_are_opt_in(tmp_path, tiny_relu_bench, capsys):
+    # a Python loop over 10,000 images: minutes per pass, so the default run leaves them out and says so
+    result = tiny_relu_bench(tmp_path)
+    peers = [(r["row"], r["mode"]) for r in result["rows"] if r.get("kernel") in ("torch", "onnxruntime")
+             or r["row"].startswith(("PyTorch", "ONNX Runtime"))]
+    assert peers and all(mode == "batched" for _, mode in peers)
+    assert "add --one-image-peers" in capsys.readouterr().out
