@@ -113,9 +113,11 @@ def _prepare(curves: Dict[str, Sequence[Tuple[float, float]]], costs: Dict[str, 
         for d, a in pts:
             if not (0.0 <= d <= 1.0 and math.isfinite(a)):
                 raise ValueError(f"layer {k!r}: need densities in [0, 1] and finite accuracies, got ({d}, {a})")
-            clean.append((float(d), max(0.0, float(baseline) - float(a))))
-        if not any(d == 1.0 for d, _ in clean):
-            clean.append((1.0, 0.0))
+            if d < 1.0:
+                clean.append((float(d), max(0.0, float(baseline) - float(a))))
+        # a layer left dense costs nothing: a measured density-1.0 point below the baseline (the
+        # noise of a retrained curve) must not make every split infeasible
+        clean.append((1.0, 0.0))
         points[k] = sorted(clean)
     return float(baseline), points, {k: costs[k] for k in curves}
 

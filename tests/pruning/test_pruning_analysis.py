@@ -208,3 +208,13 @@ def test_allocation_refuses_bad_input_and_applies_to_a_model():
     pruning.apply_allocation(model, alloc)
     assert pruning.density(model) == {"1": 0.2, "3": 0.4, "5": 1.0}
     assert pruning.sparsity_report(model).gain == pytest.approx(alloc.gain)
+
+
+def test_a_dense_point_below_the_baseline_leaves_the_layer_dense_not_infeasible():
+    # a retrained curve whose density-1.0 point lies 0.5 points under the dense model: with a
+    # share of 0.2 points per layer, the layer can still stay dense (min() of nothing before)
+    from pyann.pruning import allocate
+    curves = {"a": [(1.0, 0.975), (0.5, 0.97), (0.1, 0.90)], "b": [(1.0, 0.98), (0.5, 0.979), (0.1, 0.95)]}
+    both = allocate(curves, {"a": 100, "b": 100}, budget=0.004, baseline=0.98)
+    assert both["uniform"].densities == {"a": 1.0, "b": 0.5}
+    assert both["optimal"].densities["b"] == 0.5
