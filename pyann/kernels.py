@@ -593,9 +593,7 @@ class BlockSparseWeights:
         """Weights stored (kept blocks x SPARSE_BLOCK): the multiply-adds per sample."""
         return int(self.val.shape[0])
 
-    @property
-    def density(self) -> float:
-        return self.nnz / max(self.in_features * self.out_features, 1)
+    density = SparseWeights.density   # stored weights over in x out, as for SparseWeights
 
     def to_sparse(self) -> SparseWeights:
         """The same layer by output neuron, a kept block's zeros stored explicitly."""

@@ -102,3 +102,13 @@ def write_model_and_results(model_path, save_model: Callable[[Path], object], re
         return
     save_model(model_path)
     io.write_json(results_path, dict(results, model_file=model_path.name, model_sha256=file_sha256(model_path)))
+
+
+def run_folder(out, default: str, key: str, value: str, every: bool) -> str:
+    """The folder of one run of a command that may run several (`--model all`): `out` (or
+    `default`) with {key} filled in by value; when every run is requested and the pattern has
+    no {key}, each run gets a subfolder named after it."""
+    pattern = out or default
+    if "{" + key + "}" not in pattern and every:
+        pattern = pattern.rstrip("/") + "/{" + key + "}"
+    return pattern.format(**{key: value})

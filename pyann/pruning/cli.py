@@ -18,10 +18,8 @@ DEFAULT_OUT = "runs/prune-study-{model}"
 
 
 def _out(args, model: str) -> str:
-    pattern = args.out or DEFAULT_OUT
-    if "{model}" not in pattern and args.model == "all":
-        pattern = pattern.rstrip("/") + "/{model}"
-    return pattern.format(model=model)
+    from ..outputs import run_folder
+    return run_folder(args.out, DEFAULT_OUT, "model", model, args.model == "all")
 
 
 def cmd_prune_study(args) -> int:

@@ -12,17 +12,14 @@ from __future__ import annotations
 import argparse
 
 from ..argtypes import non_negative_float, non_negative_int, positive_float, positive_int, seed
-from ..outputs import writable_folder
+from ..outputs import run_folder, writable_folder
 
 DEFAULT_OUT = "runs/relu-study-{dataset}"
 DATASETS = ("mnist", "fashion-mnist")
 
 
 def _out(args, dataset: str) -> str:
-    pattern = args.out or DEFAULT_OUT
-    if "{dataset}" not in pattern and args.dataset == "all":
-        pattern = pattern.rstrip("/") + "/{dataset}"
-    return pattern.format(dataset=dataset)
+    return run_folder(args.out, DEFAULT_OUT, "dataset", dataset, args.dataset == "all")
 
 
 def cmd_relu_study(args) -> int:
