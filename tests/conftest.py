@@ -28,3 +28,13 @@ def data_root():
     if root is None:
         pytest.skip("real datasets not found: set PYANN_DATA to a folder holding mnist/ etc.")
     return root
+
+
+@pytest.fixture
+def data_stand_in(monkeypatch):
+    """For tests that hand a command in-memory data (pyann.data.load replaced): the commands'
+    dataset search (pyann.data.locate, which would download when nothing is found) and its header
+    line are replaced too, so such a test runs the same with or without the real datasets."""
+    import pyann.data
+    monkeypatch.setattr(pyann.data, "locate", lambda name, *args, **kwargs: None)
+    monkeypatch.setattr(pyann.data, "describe_source", lambda found: "data: in-memory stand-in (test)")

@@ -26,7 +26,7 @@ def _digits(n_train=600, n_test=200, seed=0):
                    official=False)
 
 
-def test_bench_relu_writes_both_models_rows_and_figure(tmp_path, monkeypatch):
+def test_bench_relu_writes_both_models_rows_and_figure(tmp_path, monkeypatch, data_stand_in):
     data = _digits()
     monkeypatch.setattr(pyann.data, "load", lambda name, **kw: data)
     trained = {}

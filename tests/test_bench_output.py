@@ -29,7 +29,7 @@ def _digits(n_train=600, n_test=200, seed=0):
 
 
 @pytest.fixture
-def tiny_relu_bench(monkeypatch):
+def tiny_relu_bench(monkeypatch, data_stand_in):
     """Runs `python -m bench relu` on synthetic digits with one tiny model: returns run(tmp, *extra)."""
     data = _digits()
     monkeypatch.setattr(pyann.data, "load", lambda name, **kw: data)

@@ -55,7 +55,7 @@ def _images(name, n_train=256, n_test=64, shape=(1, 28, 28)):
 
 
 @pytest.fixture
-def tiny_data(monkeypatch):
+def tiny_data(monkeypatch, data_stand_in):
     """pyann.data.load returns a tiny synthetic dataset of the asked name; records the calls."""
     calls = []
 

@@ -136,7 +136,7 @@ def test_as_dataset_accepts_arrays():
         as_dataset(42)
 
 
-def test_cli_parser_and_command(monkeypatch, tmp_path, capsys):
+def test_cli_parser_and_command(monkeypatch, tmp_path, capsys, data_stand_in):
     parser = argparse.ArgumentParser(prog="python -m pyann")
     sub = parser.add_subparsers(dest="command", required=True)
     add_relu_study_parser(sub)
@@ -175,7 +175,7 @@ def test_combine_studies_puts_datasets_side_by_side(study, tmp_path):
     assert json.loads((tmp_path / "both" / "results.json").read_text())["table3"]["mnist"]["paper_pct"][0] == 67.31
 
 
-def test_cli_all_runs_both_datasets_and_combines(monkeypatch, tmp_path):
+def test_cli_all_runs_both_datasets_and_combines(monkeypatch, tmp_path, data_stand_in):
     parser = argparse.ArgumentParser(prog="python -m pyann")
     add_relu_study_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["relu-study", "--dataset", "all", "--out", str(tmp_path / "runs")])
