@@ -5,7 +5,8 @@ from .module import Module, Parameter
 from .serialization import load, load_into, save
 from .conv_layers import (AvgPool2d, BatchNorm2d, BatchNormReLU2d, Conv2d, Dropout, GlobalAvgPool,
                           MaxPool2d)
-from .blocks import PreActBlock, Residual, basic_residual
+from .blocks import (BasicBlock, Bottleneck, ConvBNBlock, InvertedResidual, PreActBlock, Residual,
+                     basic_residual)
 from .wrn import WideResNet
 from .zoo import build
 from . import init, zoo

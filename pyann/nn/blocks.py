@@ -10,14 +10,20 @@ Komodakis 2016):
 
 The projection reads the pre-activated o, as in the authors' code, so both branches see a
 normalised input. Each relu(bn(.)) is one BatchNormReLU2d layer (the fused op pair).
+
+The candidate operations of the substitution study (pyann.substitution), each able to replace a
+WRN block of any stride and channel change: InvertedResidual (MobileNetV2), ConvBNBlock (conv +
+BN, expand 1 or more), BasicBlock (ResNet, widened middle) and Bottleneck (ResNet). Their
+docstrings say exactly what "expand" means in each.
 """
 from __future__ import annotations
 
 from .. import ops
+from . import init
 from .container import Sequential
 from .conv_layers import BatchNorm2d, BatchNormReLU2d, Conv2d, Dropout
-from .layers import ReLU
-from .module import Module
+from .layers import ReLU, ReLU6
+from .module import Module, positive_int
 
 
 class Residual(Module):
@@ -109,3 +115,197 @@ def basic_residual(in_channels: int, out_channels: int, stride: int = 1, rng=Non
         shortcut = Sequential(Conv2d(in_channels, out_channels, 1, stride, 0, bias=False, rng=rng),
                               BatchNorm2d(out_channels))
     return Residual(body, shortcut)
+
+
+# ---- candidate operations of the substitution study (issue 14) -----------------------------------
+#
+# Four post-activation blocks that can stand in for a WRN block (pyann.substitution.candidates).
+# Each maps x (N, in_channels, H, W) -> (N, out_channels, Ho, Wo), Ho = (H - 1) // stride + 1,
+# the shape of a WRN block with that stride. "expand" means something different in each; every
+# class docstring says exactly what.
+
+def _checked_sizes(owner: str, in_channels, out_channels, stride, expand) -> tuple:
+    """The four constructor sizes as ints, else ValueError (they also come from model files)."""
+    return tuple(positive_int(owner, name, value) for name, value in (
+        ("in_channels", in_channels), ("out_channels", out_channels), ("stride", stride),
+        ("expand", expand)))
+
+
+def _conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int, rng,
+             groups: int = 1) -> list:
+    """[conv (no bias: the BN after it has one), BN]: 'same' padding for odd kernels."""
+    return [Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups,
+                   bias=False, rng=rng),
+            BatchNorm2d(out_channels)]
+
+
+def _projection(in_channels: int, out_channels: int, stride: int, rng) -> Module | None:
+    """ResNet's shortcut: None (identity) when the shape is kept, else 1x1 conv(stride) + BN."""
+    if in_channels == out_channels and stride == 1:
+        return None
+    return Sequential(*_conv_bn(in_channels, out_channels, 1, stride, rng))
+
+
+class _ChainBlock:
+    """y = post(body(x) + skip(x)) for the candidate blocks below (a mixin before Module, so
+    that it is not itself a registered module type).
+
+    body: child layers run in order; skip: "identity", a child module (projection shortcut) or
+    None (no residual sum at all); post: a last activation after the sum, or None. Subclasses
+    build their layers with _set_layers and keep their constructor arguments for config().
+    """
+
+    def _set_layers(self, body: list, skip, post: Module | None = None) -> None:
+        for name, layer in body:
+            setattr(self, name, self.add_module(name, layer))   # block.conv1, as in PreActBlock
+        self._body = [layer for _, layer in body]
+        self._skip = skip if skip in (None, "identity") else self.add_module("shortcut", skip)
+        self.shortcut = skip if isinstance(skip, Module) else None
+        self._post = None if post is None else self.add_module("out_relu", post)
+
+    def set_input_grad(self, enabled):
+        # LANA trains a candidate on activations, whose gradient nobody reads: the first
+        # convolutions may then skip computing it
+        super().set_input_grad(enabled)
+        self._body[0].set_input_grad(enabled)
+        if isinstance(self._skip, Module):
+            self._skip.set_input_grad(enabled)
+        return self
+
+    def forward(self, x):
+        h = x
+        for layer in self._body:
+            h = layer.forward(h)
+        if self._skip is not None:
+            skip = x if self._skip == "identity" else self._skip.forward(x)
+            h, _ = ops.add_forward(h, skip)
+        return h if self._post is None else self._post.forward(h)
+
+    def backward(self, dy):
+        if self._post is not None:
+            dy = self._post.backward(dy)
+        dh = dy
+        for layer in reversed(self._body):
+            dh = layer.backward(dh)
+        if self._skip is None:
+            return dh
+        d_skip = dy if self._skip == "identity" else self._skip.backward(dy)
+        if not self.input_grad:
+            return None
+        return dh + d_skip
+
+    def config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "stride": self.stride, "expand": self.expand}
+
+
+class InvertedResidual(_ChainBlock, Module):
+    """MobileNetV2's inverted residual (Sandler et al. 2018). x (N, in_channels, H, W) ->
+    (N, out_channels, Ho, Wo).
+
+        expand_conv: 1x1 conv in_channels -> hidden = expand * in_channels, BN, ReLU6
+                     (left out when expand == 1, as in MobileNetV2)
+        dw:          3x3 depthwise conv (stride, groups = hidden), BN, ReLU6
+        project:     1x1 conv hidden -> out_channels, BN, no activation (the "linear bottleneck")
+        y = project(...) + x   only when in_channels == out_channels and stride == 1
+
+    expand: MobileNetV2's expansion factor t, relative to the INPUT channels (default 6).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expand: int = 6, rng=None):
+        super().__init__()
+        self.in_channels, self.out_channels, self.stride, self.expand = _checked_sizes(
+            "InvertedResidual", in_channels, out_channels, stride, expand)
+        rng = init.as_generator(rng)
+        hidden = self.expand * self.in_channels
+        body = []
+        if self.expand != 1:
+            body += zip(("expand_conv", "bn1", "relu1"),
+                        _conv_bn(self.in_channels, hidden, 1, 1, rng) + [ReLU6()])
+        body += zip(("dw", "bn2", "relu2"),
+                    _conv_bn(hidden, hidden, 3, self.stride, rng, groups=hidden) + [ReLU6()])
+        body += zip(("project", "bn3"), _conv_bn(hidden, self.out_channels, 1, 1, rng))
+        keeps_shape = self.in_channels == self.out_channels and self.stride == 1
+        self._set_layers(body, "identity" if keeps_shape else None)
+
+
+class ConvBNBlock(_ChainBlock, Module):
+    """The paper's "convolution block: simple convolution and BatchNorm, expand none / 2x",
+    defined as the fused conv block of LANA / EfficientNetV2 (Fused-MBConv) without its skip
+    connection. x (N, in_channels, H, W) -> (N, out_channels, Ho, Wo).
+
+        expand == 1:  3x3 conv(stride) in_channels -> out_channels, BN, ReLU
+        expand == e > 1:  3x3 conv(stride) in_channels -> e * out_channels, BN, ReLU,
+                          1x1 conv e * out_channels -> out_channels, BN   (no activation)
+
+    expand: the width of the 3x3 convolution's output relative to the OUTPUT channels. There is
+    no residual sum (a "simple" block); the residual candidates are BasicBlock and Bottleneck.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expand: int = 1, rng=None):
+        super().__init__()
+        self.in_channels, self.out_channels, self.stride, self.expand = _checked_sizes(
+            "ConvBNBlock", in_channels, out_channels, stride, expand)
+        rng = init.as_generator(rng)
+        wide = self.expand * self.out_channels
+        body = list(zip(("conv1", "bn1", "relu1"),
+                        _conv_bn(self.in_channels, wide, 3, self.stride, rng) + [ReLU()]))
+        if self.expand != 1:
+            body += zip(("conv2", "bn2"), _conv_bn(wide, self.out_channels, 1, 1, rng))
+        self._set_layers(body, None)
+
+
+class BasicBlock(_ChainBlock, Module):
+    """ResNet's basic block (He et al. 2016, post-activation) with a widened middle.
+    x (N, in_channels, H, W) -> (N, out_channels, Ho, Wo).
+
+        body:     3x3 conv(stride) in_channels -> expand * out_channels, BN, ReLU,
+                  3x3 conv expand * out_channels -> out_channels, BN
+        shortcut: identity when in_channels == out_channels and stride == 1,
+                  else 1x1 conv(stride) in_channels -> out_channels, BN
+        y = relu(body(x) + shortcut(x))
+
+    expand: the width of the middle (between the two 3x3 convs) relative to the OUTPUT channels
+    (default 2; expand 1 is the plain ResNet basic block).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expand: int = 2, rng=None):
+        super().__init__()
+        self.in_channels, self.out_channels, self.stride, self.expand = _checked_sizes(
+            "BasicBlock", in_channels, out_channels, stride, expand)
+        rng = init.as_generator(rng)
+        mid = self.expand * self.out_channels
+        body = list(zip(("conv1", "bn1", "relu1", "conv2", "bn2"),
+                        _conv_bn(self.in_channels, mid, 3, self.stride, rng) + [ReLU()]
+                        + _conv_bn(mid, self.out_channels, 3, 1, rng)))
+        skip = _projection(self.in_channels, self.out_channels, self.stride, rng)
+        self._set_layers(body, "identity" if skip is None else skip, ReLU())
+
+
+class Bottleneck(_ChainBlock, Module):
+    """ResNet's bottleneck block (He et al. 2016, post-activation; stride on the 3x3 conv).
+    x (N, in_channels, H, W) -> (N, out_channels, Ho, Wo).
+
+        mid = max(1, out_channels // expand)
+        body:     1x1 conv in_channels -> mid, BN, ReLU,
+                  3x3 conv(stride) mid -> mid, BN, ReLU,
+                  1x1 conv mid -> out_channels, BN
+        shortcut: as in BasicBlock (identity, or 1x1 conv(stride) + BN)
+        y = relu(body(x) + shortcut(x))
+
+    expand: ResNet's "expansion", output channels = expand x the inner width (default 2; ResNet-50
+    uses 4). A larger expand makes the block narrower inside, unlike the other three blocks.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expand: int = 2, rng=None):
+        super().__init__()
+        self.in_channels, self.out_channels, self.stride, self.expand = _checked_sizes(
+            "Bottleneck", in_channels, out_channels, stride, expand)
+        rng = init.as_generator(rng)
+        mid = max(1, self.out_channels // self.expand)
+        body = list(zip(("conv1", "bn1", "relu1", "conv2", "bn2", "relu2", "conv3", "bn3"),
+                        _conv_bn(self.in_channels, mid, 1, 1, rng) + [ReLU()]
+                        + _conv_bn(mid, mid, 3, self.stride, rng) + [ReLU()]
+                        + _conv_bn(mid, self.out_channels, 1, 1, rng)))
+        skip = _projection(self.in_channels, self.out_channels, self.stride, rng)
+        self._set_layers(body, "identity" if skip is None else skip, ReLU())

@@ -90,6 +90,9 @@ def _sample_specs():
         nn.Dropout(0.2, seed=3), nn.basic_residual(4, 8, 2), nn.basic_residual(4, 4),
         nn.PreActBlock(4, 8, 2, dropout=0.1), nn.PreActBlock(4, 4), wrn,
         nn.build("cnn3"), nn.build("mlp5"),
+        nn.InvertedResidual(4, 4, 1), nn.InvertedResidual(4, 8, 2, expand=1), nn.ConvBNBlock(4, 8, 2),
+        nn.ConvBNBlock(4, 4, 1, expand=2), nn.BasicBlock(4, 4), nn.BasicBlock(4, 8, 2),
+        nn.Bottleneck(4, 4), nn.Bottleneck(4, 8, 2),
     ]
 
 
