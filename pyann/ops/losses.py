@@ -50,3 +50,27 @@ def mse_backward(cache):
     """-> dpred = 2 (pred - target) / size."""
     diff = cache
     return 2.0 * diff / max(diff.size, 1)
+
+
+def nmse_forward(pred, target):
+    """Normalised squared error over the whole batch, LANA's distillation loss:
+    loss = ||pred - target||^2 / ||target||^2, sums over every element. pred, target same shape.
+
+    It is 0 for a perfect copy and 1 for pred = 0, whatever the scale of the target. A target
+    that is all zeros has no scale to normalise by: the loss is then the plain mean squared
+    error mean(pred^2) (0 exactly when pred is 0 too), so it stays finite.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target shapes differ: {pred.shape} vs {target.shape}")
+    diff = pred - target
+    # accumulate in float64: ||target||^2 of a large float32 activation loses digits otherwise
+    scale = float(np.sum(np.square(target, dtype=np.float64)))
+    if scale == 0.0:
+        scale = float(max(diff.size, 1))
+    return float(np.sum(np.square(diff, dtype=np.float64))) / scale, (diff, scale)
+
+
+def nmse_backward(cache):
+    """-> dpred = 2 (pred - target) / ||target||^2 (or / size for an all-zero target)."""
+    diff, scale = cache
+    return (diff * (2.0 / scale)).astype(diff.dtype, copy=False)
