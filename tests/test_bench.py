@@ -38,7 +38,8 @@ def test_bench_relu_writes_both_models_rows_and_figure(tmp_path, monkeypatch, da
         model, history = trained[activity_l1]
         return model, history.to_dict()
     monkeypatch.setattr(pyann.recipes, "trained_model", fake_trained_model)
-    assert main(["relu", "--n", "200", "--repeats", "1", "--repeats-one", "1", "--out", str(tmp_path)]) == 0
+    assert main(["relu", "--n", "200", "--repeats", "1", "--repeats-one", "1", "--activity-l1", "0,0.001",
+                 "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "relu.json").read_text())
     rows = [r for r in result["rows"] if not r.get("quoted")]
     models = {r["model"] for r in rows}
@@ -112,6 +113,15 @@ def test_quick_sets_a_tiny_run_and_explicit_flags_win(monkeypatch):
     assert (args.epochs, args.n, args.repeats, args.repeats_one, args.no_sweep) == (1, 250, 1, 1, True)
     assert args.train_images == 5000 and args.activity_l1 == [0.0]
     assert not args.latency_split   # the slow optional rows are opt-in
+
+
+def test_default_run_benchmarks_the_papers_model_and_the_sparse_variant_is_opt_in(monkeypatch):
+    seen = []
+    monkeypatch.setattr(bench.relu, "run", seen.append)
+    assert main(["relu", "--out", str(Path.cwd() / "bench-results")]) == 0
+    assert main(["relu", "--activity-l1", "0,1e-3", "--out", str(Path.cwd() / "bench-results")]) == 0
+    assert seen[0].activity_l1 == [0.0] and seen[0].epochs == 20   # one model to train on a first run
+    assert seen[1].activity_l1 == [0.0, 1e-3]
 
 
 def _fake_training(monkeypatch, data):
