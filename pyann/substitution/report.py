@@ -184,6 +184,22 @@ def _matrix(r: dict, cell) -> List[str]:
     return _table(["position"] + [candidate_label(n) for n in names], rows)
 
 
+def _kv(d) -> str:
+    """A config dict as 'key value, key value' (a reader's line, not a Python repr)."""
+    if not isinstance(d, dict):
+        return str(d)
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in d.items()) or "not recorded"
+
+
+def _count(n) -> str:
+    return "all" if n is None else f"{n:,}"
+
+
+def _ms(v: float) -> str:
+    """Latency with 3 significant-ish digits: 0.002, 0.83, 14.6, 2084."""
+    return f"{v:.3f}" if v < 1 else f"{v:.2f}" if v < 100 else f"{v:.0f}"
+
+
 def _or_blank(d: dict, key, fmt) -> str:
     return "" if d.get(key) is None else fmt(d[key])
 
@@ -293,9 +309,8 @@ def plot_candidate_accuracy(r: dict, title: str):
         for k, (e, color) in enumerate(zip(eps, colors)):
             _baseline_band(ax, base.get(e), color, e)
             shift = (k - (len(eps) - 1) / 2) * 0.18      # the checkpoints side by side, not on one another
-            xs, ys = zip(*[(i + shift, 100 * a) for i, n in enumerate(names)
-                           if (a := accuracy(r, pos, n, e)) is not None]) if names else ((), ())
-            ax.plot(xs, ys, linestyle="none", marker="o", markersize=6, color=color,
+            pts = [(i + shift, 100 * a) for i, n in enumerate(names) if (a := accuracy(r, pos, n, e)) is not None]
+            ax.plot([x for x, _ in pts], [y for _, y in pts], linestyle="none", marker="o", markersize=6, color=color,
                     label=f"candidate after {e} epochs")
         ax.set_xticks(range(len(names)), [f"{paper_number(n) or ''} {SHORT.get(n, n)}".strip() for n in names],
                       rotation=TICK_ROTATION, ha="right", rotation_mode="anchor", fontsize=8)
@@ -400,8 +415,13 @@ def write_figures(out: Path, r: dict) -> Dict[str, str]:
     lat = r.get("latency")
     if lat and lat.get("blocks") and r.get("lana"):
         for batch in sorted({int(s["batch"]) for s in r.get("selection", [])} or {lat["batch_sizes"][0]}):
-            fig = plot_latency_tradeoff(r, batch, f"{model}: predicted latency against mean LANA score, "
-                                                  f"batch {batch}")
+            try:
+                fig = plot_latency_tradeoff(r, batch, f"{model}: predicted latency against mean LANA score, "
+                                                      f"batch {batch}")
+            except (ValueError, KeyError) as exc:
+                # a partial run (no score for an original, a batch not timed): the report says so
+                files[f"tradeoff-{batch}-missing"] = f"{type(exc).__name__}: {exc}"
+                continue
             files[f"tradeoff-{batch}"] = plots.save_figure(fig, out / f"latency-tradeoff-batch{batch}.png").name
     return files
 
@@ -420,9 +440,10 @@ def header_section(r: dict) -> List[str]:
              f"- **Positions**: {', '.join(_position_label(r, q) for q in positions(r))} (ours, with the paper's "
              f"position of the same role); **checkpoints**: {', '.join(map(str, checkpoints(r)))} fine-tuning "
              f"epochs (the paper's {', '.join(map(str, p.get('paper_checkpoints', [])))})",
-             f"- **Images**: {p.get('train_images') or 'all'} training, {p.get('test_images') or 'all'} test; "
-             f"baseline seeds {p.get('baseline_seeds')}",
-             f"- **LANA**: {p.get('lana')}; **fine-tuning**: {p.get('finetune')}", "",
+             f"- **Images**: {_count(p.get('train_images'))} training, {_count(p.get('test_images'))} test; "
+             f"baseline seeds {', '.join(map(str, p.get('baseline_seeds', [])))}",
+             f"- **LANA** (Adam on the normalised MSE): {_kv(p.get('lana'))}",
+             f"- **Fine-tuning** (every trial): {_kv(p.get('finetune'))}", "",
              "## What was scaled against the paper", "", p.get("scaled", "not recorded"), ""]
     return lines
 
@@ -480,14 +501,36 @@ def latency_section(r: dict, files: dict) -> List[str]:
         return ["## Latency", "", "Not measured in this run.", ""]
     ms = {(int(b["position"]), b["candidate"]): b["ms"] for b in lat["blocks"]}
     lines = ["## Latency (pyann forward, this CPU)", "",
-             f"Median of {lat.get('repeats')} rounds (batch: rounds) after {lat.get('warmup', '?')} warm-up "
+             f"Median of {_rounds(lat)} after {lat.get('warmup', '?')} warm-up "
              f"round(s), every item timed once per round in rotated order; BLAS threads {lat.get('threads', '?')} "
              f"({', '.join(lat.get('blas', [])) or 'library not recorded'}), pyann kernel threads "
              f"{lat.get('kernel_threads', '?')}. Eval mode, random input of the block's input shape.", ""]
     for b in lat["batch_sizes"]:
-        lines += [f"Block latency (ms) at batch {b}; teacher end to end: {lat['network'][str(b)]:.2f} ms:", ""]
-        lines += _matrix(r, lambda p, n: f"{ms[(p, n)][str(b)]:.3f}" if (p, n) in ms else "not timed")
+        lines += [f"Block latency (ms) at batch {b}; the teacher end to end: {_ms(lat['network'][str(b)])} ms:", ""]
+        lines += _matrix(r, lambda p, n: _ms(ms[(p, n)][str(b)]) if (p, n) in ms else "not timed")
     return lines + selection_section(r, files)
+
+
+def _rounds(lat: dict) -> str:
+    rep = lat.get("repeats")
+    if isinstance(rep, dict):
+        return ", ".join(f"{n} rounds at batch {b}" for b, n in rep.items())
+    return f"{rep} rounds"
+
+
+def _range_lines(r: dict) -> List[str]:
+    """Per batch: the fastest network the candidates allow and the teacher, the budget's range."""
+    from .selection import fastest_ms
+    scores, orig = _scores_for_selection(r)
+    lines = []
+    for b in r["latency"]["batch_sizes"]:
+        try:
+            fast = fastest_ms(r["latency"], b, scores, original_score=orig)
+        except (ValueError, KeyError):
+            continue
+        lines.append(f"At batch {b} the predicted latency ranges from {_ms(fast)} ms (the fastest scored candidate at "
+                     f"every position) to the teacher's {_ms(r['latency']['network'][str(b)])} ms.")
+    return lines + [""] if lines else []
 
 
 def selection_section(r: dict, files: dict) -> List[str]:
@@ -507,14 +550,19 @@ def selection_section(r: dict, files: dict) -> List[str]:
              "One candidate per position maximising the summed LANA scores with predicted latency = teacher - "
              "sum(original blocks) + sum(chosen blocks) <= budget: an exact multiple-choice knapsack "
              "(pyann.substitution.selection, Pareto-front dynamic programming over positions). The chosen network "
-             "is then built, timed end to end, and fine-tuned like every trial.", ""]
+             "is then built, timed end to end, and fine-tuned like every trial.", ""] + _range_lines(r)
     if not rows:
         return lines + ["No selection in this run.", ""]
     lines += _table(["batch", "budget ms (% of teacher ms)", "choice", "predicted ms", "measured ms",
                      "measured vs predicted", "mean LANA score (%)", "test accuracy (%) after fine-tuning"], rows)
     for key, name in sorted(files.items()):
-        if key.startswith("tradeoff-"):
-            lines += [f"![latency trade-off, batch {key[9:]}]({name})", ""]
+        if key.endswith("-missing"):
+            lines += [f"(No trade-off figure at batch {key.split('-')[1]}: {name}.)", ""]
+        elif key.startswith("tradeoff-"):
+            lines += [f"Every choice of one candidate per position at batch {key[9:]} (grey), its Pareto front "
+                      "(blue: the best mean LANA score reachable within each latency), the teacher (star) and the "
+                      "selection: its budget (dotted), predicted (filled) and measured (hollow) latency:", "",
+                      f"![latency trade-off, batch {key[9:]}]({name})", ""]
     return lines
 
 

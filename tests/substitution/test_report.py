@@ -165,7 +165,7 @@ def test_costs_lana_latency_selection_and_header(written):
     _, rows = _table_after(text, "LANA score:")
     assert rows[2][2] == "80.00"
     _, rows = _table_after(text, "Block latency (ms) at batch 128")
-    assert rows[2][7] == "78.900"
+    assert rows[2][7] == "78.90" and rows[2][2] == "0.003" and rows[0][6] == "1244"
     header, rows = _table_after(text, "## Latency-budget selection")
     assert rows[0][0] == "128" and rows[0][1].startswith("1667.60 (80 % of 2084.50)")
     assert "+4.0 %" in rows[0][5] and "6 ep: 84.50 (baseline 86.00)" in rows[0][7]
@@ -208,3 +208,22 @@ def test_tick_labels_do_not_overlap():
         xs = np.sort([ax.transData.transform((x, 0))[0] for x in ax.get_xticks()])
         height = max(renderer.points_to_pixels(t.get_fontsize()) * 1.2 for t in labels)
         assert np.diff(xs).min() * np.sin(np.radians(R.TICK_ROTATION)) > height
+
+
+def test_a_partial_run_still_gives_a_report(tmp_path):
+    """Only the preset, the data and the teacher (the study stopped before any trial), then the
+    trials without latency: the report says what is missing instead of failing."""
+    r = synthetic_results()
+    bare = {k: r[k] for k in ("preset", "data", "teacher")}
+    (tmp_path / "results.json").write_text(json.dumps(bare))
+    R.write_report(tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "| 1 (paper 1) | not run |" in text and "Not measured in this run." in text
+    assert "JPEG q75-derived copy" in text and not list(tmp_path.glob("*.png"))
+    some = dict(bare, trials=[t for t in r["trials"] if t["id"] in ("baseline-s0", "p1-conv_bn_e1-s0")],
+                lana=r["lana"], costs=r["costs"])
+    (tmp_path / "results.json").write_text(json.dumps(some))
+    R.write_report(tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "84.80 (1 seed)" in text and "83.50" in text and "fewer than 2 seeds" in text
+    assert (tmp_path / "accuracy-per-candidate.png").exists()
