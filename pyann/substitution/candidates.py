@@ -180,7 +180,9 @@ def block_slot(model, pos) -> Slot:
     n = len(getattr(model, "block_shapes", ()))
     if not n:
         raise ValueError(f"candidates replace the blocks of a WideResNet, got a {type(model).__name__}")
-    if isinstance(pos, bool) or not isinstance(pos, (int, np.integer)) or not 1 <= pos <= n:
+    if isinstance(pos, bool) or not isinstance(pos, (int, np.integer)):
+        raise ValueError(f"a block position must be an integer in 1..{n}, got {pos!r}")
+    if not 1 <= pos <= n:
         raise ValueError(f"block position {pos!r} is out of range: this network has blocks 1..{n}")
     in_shape, out_shape = model.block_shapes[int(pos) - 1]
     return Slot(model, int(pos), tuple(in_shape), tuple(out_shape))

@@ -135,6 +135,8 @@ def test_bad_input_is_a_clear_error(wrn):
         candidate_for(wrn, 4, "conv_bn_e1")
     with pytest.raises(ValueError, match="out of range"):
         candidate_for(wrn, 0, "conv_bn_e1")
+    with pytest.raises(ValueError, match=r"must be an integer in 1..3, got '2'"):
+        candidate_for(wrn, "2", "conv_bn_e1")
     with pytest.raises(ValueError, match=r"'identity' is not available at position 2: the block changes "
                                          r"the shape \(16, 8, 8\) -> \(32, 4, 4\)"):
         candidate_for(wrn, 2, "identity")

@@ -163,3 +163,20 @@ def test_bad_input_is_a_clear_error(teacher, data):
         lana_scores(teacher, {}, x, y)
     with pytest.raises(ValueError, match="out of range"):
         lana_scores(teacher, {(0, "identity"): nn.Identity()}, x, y)
+
+
+def test_a_users_candidate_is_distilled_too(teacher, data):
+    from pyann.substitution import candidates
+    candidates.register_candidate(
+        "dw_sep", lambda slot, rng: nn.Sequential(
+            nn.Conv2d(slot.in_channels, slot.in_channels, 3, slot.stride, 1, groups=slot.in_channels, rng=rng),
+            nn.BatchNorm2d(slot.in_channels), nn.Conv2d(slot.in_channels, slot.out_channels, 1, rng=rng)),
+        description="depthwise 3x3, BN, pointwise 1x1 (no expand)")
+    try:
+        entries = lana_initialise(teacher, data[0], [(3, "dw_sep")],
+                                  LanaConfig(steps=30, batch_size=16, lr=3e-2), progress=False)
+    finally:
+        candidates.unregister_candidate("dw_sep")
+    entry = entries[(3, "dw_sep")]
+    assert len(entry.losses) == 30 and entry.final_loss < 0.8 * np.mean(entry.losses[:3])
+    assert entry.module[0].input_grad        # the input gradient is back on for fine-tuning
