@@ -3,6 +3,7 @@
   pyann train --model mlp5 --dataset mnist --epochs 20 --out runs/mlp5-mnist
   pyann relu-study --dataset mnist --epochs 20 --out runs/relu-study-mnist
   pyann prune-study --model fcn2 --out runs/prune-study-fcn2
+  pyann substitution-study --preset cpu --out runs/substitution-study-cpu
   pyann cnn3-mnist --out runs/cnn3-mnist
   pyann wrn-cifar10 --minutes 60 --out runs/wrn16-2-cifar10
   pyann report --out runs/cnn3-mnist
@@ -27,6 +28,7 @@ def build_parser(prog: str = "pyann") -> argparse.ArgumentParser:
     from .. import __version__
     from ..relu_prediction.cli import add_relu_study_parser
     from ..pruning.cli import add_prune_study_parser
+    from ..substitution.cli import add_substitution_study_parser
     from . import data, recipes, train
     parents = [verbose_parent()]
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0].split(": ", 1)[1],
@@ -37,6 +39,7 @@ def build_parser(prog: str = "pyann") -> argparse.ArgumentParser:
     train.add_parser(sub, parents)
     add_relu_study_parser(sub, parents=parents, formatter_class=HelpFormatter)
     add_prune_study_parser(sub, parents=parents, formatter_class=HelpFormatter)
+    add_substitution_study_parser(sub, parents=parents, formatter_class=HelpFormatter)
     recipes.add_parsers(sub, parents)
     data.add_parser(sub, parents)
     return parser

@@ -1,0 +1,185 @@
+"""The substitution study runner (pyann.substitution.study) on a tiny preset: end to end on the
+local process pool (every trial's file, results.json in the contract's shape), the same numbers
+on a Dask LocalCluster, a trial interrupted mid-run that resumes to the same table, finished
+trials skipped on a rerun, and the users' errors (bad candidates and positions through the
+study's entry point, a budget below the fastest network, an unreachable scheduler, another
+configuration in the same folder)."""
+import dataclasses
+import json
+import shutil
+import socket
+import time
+
+import pytest
+
+from pyann.substitution import study
+from pyann.substitution.presets import SMOKE
+from pyann.train import Callback
+
+# two positions (a shape-changing one and the last block), three candidates, two baseline seeds:
+# 2 baselines + 3 substitutions (+ the selected network when it is none of those) trials
+TINY = dataclasses.replace(SMOKE, name="tiny", positions=(3, 6), candidates=("original", "identity", "conv_bn_e1"),
+                           baseline_seeds=(0, 1), checkpoints=(1, 3), train_images=96, test_images=48)
+QUIET = dict(progress=False, log=lambda *a: None)
+
+
+def table(r):
+    """What a study's tables are made of: every trial's accuracies, the LANA rows, the selection."""
+    return ({t["id"]: t["accuracy"] for t in r["trials"]},
+            [(x["position"], x["candidate"], x["loss"], x["score"]) for x in r["lana"]],
+            [(s["batch"], s["choice"], s["trial"], s["accuracy"]) for s in r["selection"]])
+
+
+def seeded(tmp_path, ref, name, files=("latency.json",)):
+    """A fresh study folder holding the reference's latency table: latency is measured, not
+    computed, so two runs compare their selections on the same table (as a resumed run does)."""
+    out = tmp_path / name
+    out.mkdir()
+    for f in files:
+        shutil.copy(ref / f, out / f)
+    return out
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    out = tmp_path_factory.mktemp("local")
+    return out, study.run_study(TINY, out, workers=2, **QUIET)
+
+
+def test_local_study_writes_every_trial_and_results(local):
+    out, r = local
+    ids = [t["id"] for t in r["trials"]]
+    assert ids[:5] == ["baseline-s0", "baseline-s1", "p3-conv_bn_e1-s0", "p6-identity-s0", "p6-conv_bn_e1-s0"]
+    assert len(ids) == len(set(ids)) and len(ids) in (5, 6)
+    for t in r["trials"]:
+        assert (out / "trials" / f"{t['id']}.json").is_file()
+        assert set(t["accuracy"]) == {"1", "3"} and all(0 <= a <= 1 for a in t["accuracy"].values())
+    on_disk = json.loads((out / "results.json").read_text())
+    assert table(on_disk) == table(r)
+    for key in ("preset", "data", "teacher", "costs", "lana", "trials", "latency", "selection", "timing", "provenance"):
+        assert key in on_disk, key
+    assert on_disk["preset"]["paper_positions"] == [1, 7, 18] and on_disk["preset"]["scaled"]
+    pairs = {(x["position"], x["candidate"]) for x in r["lana"]}
+    assert pairs == {(3, "original"), (3, "conv_bn_e1"), (6, "original"), (6, "identity"), (6, "conv_bn_e1")}
+    assert {(c["position"], c["candidate"]) for c in r["costs"]} == pairs
+    assert all(c["params"] > 0 for c in r["costs"] if c["candidate"] != "identity")
+    # the original block is the teacher's own: its LANA score is the teacher's accuracy
+    assert all(x["score"] == r["teacher"]["accuracy"] for x in r["lana"] if x["candidate"] == "original")
+    assert "synthetic" in r["data"] and "trained by this study" in r["teacher"]["source"]
+    sel = {s["batch"]: s for s in r["selection"]}
+    assert set(sel) == {1, 8}
+    fine_tuned = sel[8]
+    assert fine_tuned["trial"] in ids and fine_tuned["accuracy"] == r["trials"][ids.index(fine_tuned["trial"])]["accuracy"]
+    assert fine_tuned["predicted_ms"] <= fine_tuned["budget_ms"] * (1 + 1e-9) and fine_tuned["measured_ms"] > 0
+    assert not (out / "trials" / "shared-data.npz").exists()   # the trials' data file is cleaned up
+
+
+def test_dask_local_cluster_gives_the_local_results(local, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    ref, r_local = local
+    out = seeded(tmp_path, ref, "dask")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        r = study.run_study(TINY, out, scheduler=cluster.scheduler_address, **QUIET)
+    assert "Dask scheduler" in r["executor"]
+    assert table(r) == table(r_local)
+
+
+class StopAfter(Callback):
+    """Interrupt one trial after an epoch, as a kill would (fit has checkpointed the epoch)."""
+
+    def __init__(self, trial_epochs: int, epoch: int):
+        self.trial_epochs, self.epoch = trial_epochs, epoch
+
+    def on_epoch_end(self, epoch, model, logs):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt(f"stopped after epoch {epoch}")
+
+
+def test_interrupted_study_resumes_to_the_same_table(local, tmp_path):
+    ref, r_local = local
+    out = seeded(tmp_path, ref, "resume")
+    # every trial stops after epoch 2, between the checkpoints at 1 and 3: mid-segment
+    with pytest.raises(KeyboardInterrupt):
+        study.run_study(TINY, out, workers=2, trial_callbacks=[StopAfter(3, 2)], **QUIET)
+    checkpoints = list((out / "trials").glob("*/checkpoint.npz"))
+    assert checkpoints and not list((out / "trials").glob("*.json"))
+    assert all((c.parent / "accuracy-1.json").exists() and not (c.parent / "accuracy-3.json").exists()
+               for c in checkpoints)
+    r = study.run_study(TINY, out, workers=2, **QUIET)
+    assert table(r) == table(r_local)
+    assert sorted(r["resume"]["computed"]) == sorted(t["id"] for t in r["trials"])
+
+
+def test_rerun_skips_finished_trials(local, tmp_path):
+    ref, r_local = local
+    out = tmp_path / "again"
+    shutil.copytree(ref, out)
+    t0 = time.perf_counter()
+    r = study.run_study(TINY, out, workers=2, **QUIET)
+    assert r["resume"]["computed"] == [] and sorted(r["resume"]["reused"]) == sorted(t["id"] for t in r["trials"])
+    assert table(r) == table(r_local)
+    assert time.perf_counter() - t0 < 30
+
+
+def _teacher_only(tmp_path, ref, name):
+    return seeded(tmp_path, ref, name, files=("teacher.npz",))
+
+
+@pytest.mark.parametrize("only, message", [
+    ([(3, "no_such_op")], "unknown candidate"),
+    ([(9, "conv_bn_e1")], "out of range"),
+    ([(3, "identity")], "not available at position 3"),
+])
+def test_bad_substitution_is_a_clear_error_before_any_work(local, tmp_path, only, message):
+    out = _teacher_only(tmp_path, local[0], "bad")
+    with pytest.raises(ValueError, match=message):
+        study.run_study(TINY, out, only=only, **QUIET)
+    assert not (out / "lana.json").exists() and not (out / "study.json").exists()
+
+
+def test_bad_preset_candidate_or_position_is_a_clear_error(local, tmp_path):
+    out = _teacher_only(tmp_path, local[0], "badpreset")
+    with pytest.raises(ValueError, match="unknown candidate"):
+        study.run_study(dataclasses.replace(TINY, candidates=("original", "conv_bn_e9")), out, **QUIET)
+    with pytest.raises(ValueError, match="out of range"):
+        study.run_study(dataclasses.replace(TINY, positions=(3, 7)), out, **QUIET)
+
+
+def test_budget_below_the_fastest_network_is_a_clear_error(local, tmp_path):
+    out = tmp_path / "budget"
+    shutil.copytree(local[0], out)
+    with pytest.raises(ValueError, match="below the fastest possible network"):
+        study.run_study(TINY, out, budget_ms=1e-6, **QUIET)
+
+
+def test_unreachable_scheduler_fails_within_seconds(tmp_path):
+    from pyann.substitution.executors import SchedulerUnreachableError
+    pytest.importorskip("distributed")
+    with socket.socket() as s:   # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    with pytest.raises(SchedulerUnreachableError, match="cannot reach the Dask scheduler"):
+        study.run_study(TINY, tmp_path / "x", scheduler=f"tcp://127.0.0.1:{port}", **QUIET)
+    assert time.perf_counter() - t0 < 20
+    assert not (tmp_path / "x" / "teacher.npz").exists()   # refused before any work
+
+
+def test_another_configuration_in_the_folder_is_refused(local, tmp_path):
+    out = tmp_path / "other"
+    shutil.copytree(local[0], out)
+    with pytest.raises(ValueError, match="another configuration"):
+        study.run_study(dataclasses.replace(TINY, lr=0.5), out, **QUIET)
+
+
+def test_trial_ids_leave_out_the_original_block():
+    assert study.trial_id({}, 2) == "baseline-s2"
+    assert study.trial_id({1: "original", 6: "identity"}, 0) == "p6-identity-s0"
+    assert study.trial_id({6: "identity", 3: "basic_e2"}, 0) == "p3-basic_e2+p6-identity-s0"
+
+
+def test_synthetic_data_is_learnable_and_seeded():
+    a, b = study.SyntheticData(SMOKE, 0), study.SyntheticData(SMOKE, 0)
+    assert (a.x_train == b.x_train).all() and a.x_train.shape == (128, 3, 8, 8) and a.x_train.dtype.name == "uint8"
+    assert set(a.y_train.tolist()) == set(range(10))
