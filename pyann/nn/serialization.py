@@ -14,21 +14,53 @@ from typing import Callable
 import numpy as np
 
 from ..io import atomic_write, load_arrays, npz_writer, read_meta
+from . import compact as compact_form
 from .init import TooManyArrays
 from .module import MASK_SUFFIX, Module, _named_modules, check_fit
 
 FORMAT = "pyann-model/1"
 
 
-def writer(model: Module, metadata: dict | None = None) -> Callable:
+def writer(model: Module, metadata: dict | None = None, compact: bool = False) -> Callable:
     """A writer of the model file, for pyann.io.write_together (e.g. model.npz with results.json)."""
     meta = {"format": FORMAT, "architecture": model.spec(), "metadata": metadata or {}}
-    return npz_writer(model.state_dict(), meta)
+    state = model.state_dict()
+    if compact:
+        state, meta["compact"] = compact_form.encode(state)
+    return npz_writer(state, meta)
 
 
-def save(model: Module, path, metadata: dict | None = None) -> Path:
-    """Write model weights, buffers and architecture to `path` (.npz) atomically."""
-    return atomic_write(path, writer(model, metadata))
+def save(model: Module, path, metadata: dict | None = None, compact: bool = False) -> Path:
+    """Write model weights, buffers and architecture to `path` (.npz) atomically.
+
+    compact=True stores every pruned parameter (one with a mask) as CSR, its kept values plus
+    16-bit column indices (pyann.nn.compact), instead of the dense weight and its mask: a model
+    pruned to 10 % takes ~1/6 of the bytes. load() reads both forms into the same model.
+    """
+    return atomic_write(path, writer(model, metadata, compact))
+
+
+def _compact_names(path, meta: dict) -> list:
+    names = meta.get("compact", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{path}: malformed model file: 'compact' must be a list of parameter names")
+    return names
+
+
+def _dense_headers(path, meta: dict, declared: dict, headers: dict,
+                   what: str = "the arrays do not fit the declared architecture") -> dict:
+    """The headers a dense file of the same model would have (compact arrays checked first)."""
+    try:
+        return compact_form.check_headers(_compact_names(path, meta), declared, headers)
+    except ValueError as exc:
+        raise _fit_error(path, exc, what) from None
+
+
+def _decoded(path, arrays: dict, meta: dict, declared: dict) -> dict:
+    try:
+        return compact_form.decode(arrays, _compact_names(path, meta), declared)
+    except ValueError as exc:
+        raise _fit_error(path, exc, "corrupt compact weights") from None
 
 
 def _check_meta(path, meta: dict) -> dict:
@@ -59,10 +91,10 @@ def load(path) -> Module:
     Raises FileNotFoundError for a missing file and ValueError naming the file for any other
     problem: not a pyann model file, a malformed architecture, arrays that do not fit it.
     """
-    spec = None
+    spec, declared = None, None
 
     def check(meta, headers):
-        nonlocal spec
+        nonlocal spec, declared
         spec = _check_meta(path, meta)
         try:
             # a spec declaring far more arrays than the file holds is a mismatch whatever the
@@ -73,12 +105,14 @@ def load(path) -> Module:
                              f"the file holds {len(headers)}") from None
         except (ValueError, RecursionError) as exc:
             raise _architecture_error(path, exc) from None
+        dense = _dense_headers(path, meta, declared, headers)
         try:
-            check_fit(declared, headers)
+            check_fit(declared, dense)
         except (KeyError, ValueError) as exc:
             raise _fit_error(path, exc, "the arrays do not fit the declared architecture") from None
 
-    arrays, _ = load_arrays(path, check=check)
+    arrays, meta = load_arrays(path, check=check)
+    arrays = _decoded(path, arrays, meta, declared)
     try:
         model = Module.from_spec(spec)
     except (ValueError, RecursionError) as exc:   # a check a real build runs (a WRN dry run)
@@ -131,18 +165,24 @@ def load_into(model: Module, path, strict: bool = True) -> dict:
     """
     addable = {}
 
+    targets = {}
+
     def check(meta, headers):
         _check_meta(path, meta)
-        addable.update(_addable_masks(model, headers))
-        targets = model.state_shapes()
+        names = _compact_names(path, meta)
+        # a compact parameter's mask is in the file in its CSR arrays
+        addable.update(_addable_masks(model, list(headers) + [n + MASK_SUFFIX for n in names]))
+        targets.update(model.state_shapes())
         targets.update({name: (p.data.shape, np.dtype(np.bool_)) for name, p in addable.items()})
+        dense = _dense_headers(path, meta, targets, headers, "saved for another architecture")
         try:
-            check_fit(targets, headers, strict)
+            check_fit(targets, dense, strict)
         except (KeyError, ValueError) as exc:
             raise ValueError(f"{path}: saved for another architecture: "
                              f"{exc.args[0] if exc.args else exc}{_mask_hint(model, exc)}") from None
 
     arrays, meta = load_arrays(path, check=check)
+    arrays = _decoded(path, arrays, meta, targets)
     for p in addable.values():     # all kept until the file's masks are copied in
         p.mask = np.ones(p.data.shape, np.bool_)
     try:

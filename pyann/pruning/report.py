@@ -41,6 +41,9 @@ class SparsityReport:
     model: str
     input_shape: Optional[tuple]
     rows: List[SparsityRow]
+    # bytes of the model file: nn.save of the unpruned model (no masks) and nn.save(compact=True)
+    dense_file_bytes: Optional[int] = None
+    compact_file_bytes: Optional[int] = None
 
     @property
     def weights(self) -> int:
@@ -74,7 +77,8 @@ class SparsityReport:
         return {"model": self.model, "input_shape": None if self.input_shape is None else list(self.input_shape),
                 "layers": rows,
                 "total": {"weights": self.weights, "nonzeros": self.nonzeros, "density": self.density,
-                          "dense_macs": self.dense_macs, "pruned_macs": self.pruned_macs, "gain": self.gain}}
+                          "dense_macs": self.dense_macs, "pruned_macs": self.pruned_macs, "gain": self.gain},
+                "file_bytes": {"dense": self.dense_file_bytes, "compact": self.compact_file_bytes}}
 
     def __str__(self) -> str:
         from tabulate import tabulate
@@ -94,6 +98,10 @@ class SparsityReport:
         else:
             foot = (f"MACs: multiply-adds per sample for input {'x'.join(map(str, self.input_shape))}; a conv "
                     f"weight counts once per output position. c'/c = {self.gain:.4f}")
+        if self.dense_file_bytes:
+            foot += (f"\nModel file: {self.dense_file_bytes:,} bytes dense, {self.compact_file_bytes:,} bytes "
+                     f"compact (nn.save(model, path, compact=True)): "
+                     f"{self.compact_file_bytes / self.dense_file_bytes:.3f} of dense.")
         return f"{self.model}: sparsity of the prunable layers\n{body}\n{foot}"
 
     __repr__ = __str__
@@ -127,4 +135,19 @@ def sparsity_report(model: Module, input_shape=None) -> SparsityReport:
         rows.append(SparsityRow(name, type(layer).__name__, tuple(w.shape), int(w.size), nonzeros,
                                 mask is not None, dense, pruned))
     shape = None if input_shape is None else tuple(int(d) for d in input_shape)
-    return SparsityReport(type(model).__name__, shape, rows)
+    dense_bytes, compact_bytes = file_bytes(model)
+    return SparsityReport(type(model).__name__, shape, rows, dense_bytes, compact_bytes)
+
+
+def file_bytes(model: Module) -> tuple:
+    """(dense, compact): the exact sizes of the model's file as nn.save writes it for the model
+    without its masks, and with compact=True (written to memory, not to disk)."""
+    import io as _io
+    from ..nn.serialization import writer
+    from .masks import clone, remove_masks
+
+    def size(m, compact):
+        buffer = _io.BytesIO()
+        writer(m, compact=compact)(buffer)
+        return buffer.tell()
+    return size(remove_masks(clone(model)), False), size(model, True)

@@ -40,6 +40,20 @@ def test_report_of_an_mlp_knows_its_input_and_of_a_cnn_without_one_leaves_macs_o
     assert "pass input_shape" in str(cnn)
 
 
+def test_report_gives_the_exact_bytes_of_the_dense_and_the_compact_file(tmp_path):
+    model = nn.build("fcn2", rng=0)
+    pruning.prune_to_density(model, 0.1)
+    report = pruning.sparsity_report(model)
+    nn.save(model, tmp_path / "compact.npz", compact=True)
+    nn.save(pruning.make_permanent(pruning.clone(model)), tmp_path / "dense.npz")
+    assert report.compact_file_bytes == (tmp_path / "compact.npz").stat().st_size
+    assert report.dense_file_bytes == (tmp_path / "dense.npz").stat().st_size
+    assert report.compact_file_bytes < report.dense_file_bytes / 5
+    assert report.to_dict()["file_bytes"] == {"dense": report.dense_file_bytes,
+                                              "compact": report.compact_file_bytes}
+    assert "bytes compact" in str(report)
+
+
 def test_polynomial_schedule_values():
     s = pruning.polynomial_sparsity
     assert s(0, 0.8, 0, 4) == 0.0
