@@ -106,3 +106,41 @@ def test_bad_arguments(teacher, kw, match):
 def test_repeats_for_unnamed_batch_uses_the_nearest():
     assert L._repeats_for({1: 25, 128: 7}, 100) == 7
     assert L._repeats_for(None, 1) == 25 and L._repeats_for(3, 128) == 3
+
+
+def test_fast_items_run_several_times_per_sample():
+    calls = []
+
+    class Fast:
+        def forward(self, x):
+            calls.append(1)
+
+    item = L._Timed("fast", Fast(), None, min_sample_s=0.002)
+    L._round_robin([item], repeats=3, warmup=1)
+    assert item.number > 1 and len(calls) == 1 + 3 * item.number
+    assert len(item.times) == 3 and item.median_ms() < 1.0      # per call, not per sample
+
+
+def test_threads_are_set_for_the_timing_and_given_back(teacher):
+    from threadpoolctl import threadpool_info
+    from pyann import kernels
+    seen = []
+    block = teacher.block(1)
+    forward = block.forward
+    block.forward = lambda x: (seen.append((kernels.num_threads(),
+                                            [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])),
+                               forward(x))[1]
+    before = (kernels.num_threads(), [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
+    table = L.measure_latency(teacher, [1], {}, batch_sizes=(1,), repeats=2, warmup=0)
+    assert table["threads"] == 1 and table["kernel_threads"] == 1
+    assert seen and all(k == 1 and all(b == 1 for b in blas) for k, blas in seen)
+    after = (kernels.num_threads(), [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
+    assert after == before
+
+
+def test_networks_latency_times_several_networks_together(teacher):
+    other = WideResNet(depth=10, width=2, input_size=8, rng=1)
+    ms = L.networks_latency({"teacher": teacher, "wider": other}, batch=2, repeats=3)
+    assert set(ms) == {"teacher", "wider"} and all(v > 0 for v in ms.values())
+    with pytest.raises(ValueError, match="different inputs"):
+        L.networks_latency({"a": teacher, "b": WideResNet(depth=10, width=1, input_size=16)}, batch=1, repeats=1)
