@@ -207,7 +207,7 @@ def lana_initialise(teacher, x_train, replacements, config: LanaConfig,
     pool, held = _split(len(x_train), config)
     learners = [_Learner(pos, name, candidate_for(teacher, pos, name, candidate_seed(config.seed, pos, name)),
                          config.lr) for pos, name in pairs]
-    training = [lr for lr in learners if lr.trains]
+    training = [learner for learner in learners if learner.trains]
     for learner in training:   # the activations fed in are data: their gradient is never read
         learner.module.set_input_grad(False)
     try:
@@ -215,9 +215,9 @@ def lana_initialise(teacher, x_train, replacements, config: LanaConfig,
     finally:
         for learner in training:   # it will sit inside a network that trains end to end
             learner.module.set_input_grad(True)
-    io = block_io(teacher, x_train[held], [lr.pos for lr in learners])
-    return {(lr.pos, lr.name): LanaEntry(lr.module, lr.losses, lr.held_out_loss(*io[lr.pos]), lr.seconds)
-            for lr in learners}
+    io = block_io(teacher, x_train[held], [learner.pos for learner in learners])
+    return {(c.pos, c.name): LanaEntry(c.module, c.losses, c.held_out_loss(*io[c.pos]), c.seconds)
+            for c in learners}
 
 
 def _distil(teacher, x_train, pool, training: List[_Learner], config: LanaConfig, progress) -> None:
@@ -226,7 +226,7 @@ def _distil(teacher, x_train, pool, training: List[_Learner], config: LanaConfig
         return
     from ..train import _progress
     rng = np.random.default_rng([config.seed, 1])
-    positions = sorted({lr.pos for lr in training})
+    positions = sorted({learner.pos for learner in training})
     size = min(config.batch_size, len(pool))
     bar = _progress(config.steps, "LANA distillation", progress)
     try:
@@ -235,7 +235,7 @@ def _distil(teacher, x_train, pool, training: List[_Learner], config: LanaConfig
             for learner in training:
                 learner.step(*io[learner.pos], step)
             bar.update()
-            bar.set_postfix(nmse=f"{np.mean([lr.losses[-1] for lr in training]):.3f}")
+            bar.set_postfix(nmse=f"{np.mean([learner.losses[-1] for learner in training]):.3f}")
     finally:
         bar.close()
 

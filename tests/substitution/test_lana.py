@@ -180,3 +180,9 @@ def test_a_users_candidate_is_distilled_too(teacher, data):
     entry = entries[(3, "dw_sep")]
     assert len(entry.losses) == 30 and entry.final_loss < 0.8 * np.mean(entry.losses[:3])
     assert entry.module[0].input_grad        # the input gradient is back on for fine-tuning
+
+
+def test_progress_bar_can_be_forced(teacher, data, capsys):
+    lana_initialise(teacher, data[0], [(2, "conv_bn_e1")], LanaConfig(steps=2, batch_size=8, lr=1e-3),
+                    progress=True)
+    assert "LANA distillation" in capsys.readouterr().err
