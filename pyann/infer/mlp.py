@@ -38,8 +38,9 @@ import numpy as np
 from .. import kernels
 from ..data.transforms import check_float_input
 from ..nn import Flatten, Linear, ReLU, Sequential
-from ..relu_prediction.activations import hidden_layers
-from ..relu_prediction.predictors import Predictor, model_fingerprint
+from ..nn.container import hidden_layers
+from ..nn.module import fingerprint as model_fingerprint
+from .predictor import ActivationPredictor as Predictor
 from .choice import SPARSE_CALIBRATION, choose_sparse
 
 KERNELS = ("numpy", "dense", "masked", "zeroskip", "combined", "sparse")
@@ -263,7 +264,8 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
 
     plan: a kernel family in KERNELS, or an InferencePlan to rebuild for `model` (its kernel,
       mode and predictor are reused; ValueError if it was compiled for another model).
-    predictor: a fitted relu_prediction predictor (HistoryPredictor, LowRankPredictor); required
+    predictor: a fitted activation predictor (pyann.infer.predictor: relu_prediction's
+      HistoryPredictor and LowRankPredictor, or a user's object with the same interface); required
       for "masked", optional for "combined" (without it, combined = zeroskip). ValueError if it
       was fitted on another model or names a hidden layer the model does not have.
     mode: "batched" or "one_at_a_time"; split (one at a time): "images" or "outputs". reorder: sort hidden neurons by training firing rate

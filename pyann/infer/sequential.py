@@ -20,7 +20,7 @@ from .. import kernels, ops
 from ..data.transforms import check_float_input
 from ..nn import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
 from ..ops.conv import _pad, conv_output_size, im2col
-from ..relu_prediction.predictors import model_fingerprint
+from ..nn.module import fingerprint as model_fingerprint
 from .choice import SPARSE_CALIBRATION, choose_sparse
 
 KERNELS = ("numpy", "dense", "sparse")

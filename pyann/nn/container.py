@@ -1,5 +1,9 @@
-"""Sequential: modules applied in order; backward runs them in reverse."""
+"""Sequential: modules applied in order; backward runs them in reverse. hidden_layers: an MLP
+Sequential's hidden layers (each Linear followed by a ReLU), which ReLU prediction and the
+inference plans number alike."""
 from __future__ import annotations
+
+from typing import List, Tuple
 
 from .module import Module
 
@@ -50,3 +54,19 @@ class Sequential(Module):
     @classmethod
     def from_config(cls, config):
         return cls(*(Module.from_spec(s) for s in config["layers"]))
+
+
+def hidden_layers(model) -> List[Tuple[int, Module]]:
+    """(index in the Sequential, Linear) of each hidden layer, hidden layer 1 first.
+
+    A hidden layer is a Linear directly followed by a ReLU. ValueError if the model is not a
+    Sequential or has no Linear at all (not an MLP)."""
+    from .layers import Linear, ReLU
+    if not isinstance(model, Sequential):
+        raise ValueError(f"model must be a pyann.nn.Sequential MLP, got {type(model).__name__}")
+    layers = model.layers
+    if not any(isinstance(m, Linear) for m in layers):
+        raise ValueError("model has no Linear layer; hidden_layers expects an MLP Sequential "
+                         "(Flatten, Linear, ReLU, ..., Linear)")
+    return [(i, m) for i, m in enumerate(layers)
+            if isinstance(m, Linear) and i + 1 < len(layers) and isinstance(layers[i + 1], ReLU)]

@@ -454,3 +454,15 @@ def _value_problem(value: np.ndarray, target: np.dtype) -> str | None:
 def _short(value, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def fingerprint(model: Module) -> str:
+    """A short hash of a model's parameter names, shapes and values: what a compiled plan or a
+    fitted predictor records, to refuse being used with another model (or changed weights)."""
+    import hashlib
+    h = hashlib.sha1()
+    for name, p in model.named_parameters():
+        h.update(name.encode())
+        h.update(str(p.data.shape).encode())
+        h.update(np.ascontiguousarray(p.data, np.float32).tobytes())
+    return h.hexdigest()[:16]

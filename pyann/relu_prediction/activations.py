@@ -16,28 +16,13 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..nn import Flatten, Linear, ReLU, Sequential
+from ..nn.container import hidden_layers   # noqa: F401  (re-exported: part of this module's API)
 
 
 def _sequence(model) -> list:
     if isinstance(model, Sequential):
         return model.layers
     raise ValueError(f"model must be a pyann.nn.Sequential MLP, got {type(model).__name__}")
-
-
-def hidden_layers(model) -> List[Tuple[int, Linear]]:
-    """(index in the Sequential, Linear) of each hidden layer, hidden layer 1 first.
-
-    A hidden layer is a Linear directly followed by a ReLU. Raises ValueError if the model has no
-    Linear at all (not an MLP)."""
-    layers = _sequence(model)
-    if not any(isinstance(m, Linear) for m in layers):
-        raise ValueError("model has no Linear layer; hidden_layers expects an MLP Sequential "
-                         "(Flatten, Linear, ReLU, ..., Linear)")
-    out = []
-    for i, m in enumerate(layers):
-        if isinstance(m, Linear) and i + 1 < len(layers) and isinstance(layers[i + 1], ReLU):
-            out.append((i, m))
-    return out
 
 
 def check_layers(model, layers: Optional[Iterable[int]]) -> Tuple[int, ...]:

@@ -20,24 +20,14 @@ the paper (relu_prediction.activations); the paper's choice is layers 3 and 4.
 from __future__ import annotations
 
 import copy
-import hashlib
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..nn.module import fingerprint as model_fingerprint   # the name this package always used
 from .activations import check_layers, firing_rates, hidden_layers, hidden_states
 
 PAPER_LAYERS = (3, 4)
-
-
-def model_fingerprint(model) -> str:
-    """A short hash of a model's parameter names, shapes and values."""
-    h = hashlib.sha1()
-    for name, p in model.named_parameters():
-        h.update(name.encode())
-        h.update(str(p.data.shape).encode())
-        h.update(np.ascontiguousarray(p.data, np.float32).tobytes())
-    return h.hexdigest()[:16]
 
 
 def layer_inputs(model, x: np.ndarray, layers: Sequence[int], batch_size: int = 1000) -> Dict[int, np.ndarray]:
