@@ -42,7 +42,8 @@ def cmd_substitution_study(args) -> int:
     from .study import run_study
     with offline_mode(args):
         r = run_study(preset, out, scheduler=args.scheduler, workers=args.workers, root=args.data_root,
-                      budget_ms=args.budget_ms, seed=args.seed, only=args.only)
+                      budget_ms=args.budget_ms, seed=args.seed, only=args.only,
+                      scheduler_timeout=args.scheduler_timeout)
     _summary(r, out)
     return 0
 
@@ -99,6 +100,8 @@ def add_substitution_study_parser(subparsers, **parser_kwargs) -> argparse.Argum
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="Dask scheduler address (tcp://HOST:8786) to run the trials on (pip install 'pyann[dask]'); "
                         "default: a local process pool")
+    p.add_argument("--scheduler-timeout", type=positive_float, default=10.0, metavar="SECONDS",
+                   help="how long to wait for the scheduler before giving up with a clear error")
     p.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help="local trial processes (default: one per core; the cores are split between them for BLAS)")
     p.add_argument("--budget-ms", type=positive_float, default=None, metavar="X",

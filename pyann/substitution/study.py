@@ -453,7 +453,7 @@ def _check_identity(out: Path, ident: dict) -> None:
 
 def run_study(preset, out, *, scheduler=None, workers: Optional[int] = None, root=None, cache=None, data=None,
               budget_ms: Optional[float] = None, seed: int = 0, only=None, progress: Optional[bool] = None,
-              log: Callable = print, trial_callbacks=()) -> dict:
+              log: Callable = print, trial_callbacks=(), scheduler_timeout: float = 10.0) -> dict:
     """Run (or resume) the study of `preset` ("paper", "cpu", "smoke" or a Preset) into folder
     `out`; returns the dict that results.json holds.
 
@@ -465,6 +465,7 @@ def run_study(preset, out, *, scheduler=None, workers: Optional[int] = None, roo
     seed: added to every trial's and LANA's seed (the cached teacher keeps its own).
     only: [(position, candidate)] to run instead of the preset's every-candidate-everywhere.
     trial_callbacks: fit callbacks handed to every trial (picklable; tests interrupt with one).
+    scheduler_timeout: seconds to wait for the scheduler before SchedulerUnreachableError.
     """
     from ..outputs import writable_folder
     from .executors import make_executor
@@ -473,7 +474,7 @@ def run_study(preset, out, *, scheduler=None, workers: Optional[int] = None, roo
     (out / "trials").mkdir(exist_ok=True)
     # connect first: an unreachable scheduler fails in seconds, not after the LANA phase (a local
     # pool starts its processes only when the first trial is submitted)
-    with make_executor(scheduler, workers, scratch=out / "trials") as executor:
+    with make_executor(scheduler, workers, scratch=out / "trials", timeout=scheduler_timeout) as executor:
         try:
             return _study(preset, out, executor, root=root, cache=cache, data=data, budget_ms=budget_ms, seed=seed,
                           only=only, progress=progress, log=log, trial_callbacks=trial_callbacks)

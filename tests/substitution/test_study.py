@@ -18,8 +18,8 @@ from pyann.train import Callback
 
 # two positions (a shape-changing one and the last block), three candidates, two baseline seeds:
 # 2 baselines + 3 substitutions (+ the selected network when it is none of those) trials
-TINY = dataclasses.replace(SMOKE, name="tiny", positions=(3, 6), candidates=("original", "identity", "conv_bn_e1"),
-                           baseline_seeds=(0, 1), checkpoints=(1, 3), train_images=96, test_images=48)
+TINY = dataclasses.replace(SMOKE, name="tiny", width=1, positions=(3, 6), candidates=("original", "identity", "conv_bn_e1"),
+                           baseline_seeds=(0, 1), checkpoints=(1, 3), train_images=64, test_images=48, teacher_epochs=2)
 QUIET = dict(progress=False, log=lambda *a: None)
 
 
@@ -30,13 +30,17 @@ def table(r):
             [(s["batch"], s["choice"], s["trial"], s["accuracy"]) for s in r["selection"]])
 
 
-def seeded(tmp_path, ref, name, files=("latency.json",)):
-    """A fresh study folder holding the reference's latency table: latency is measured, not
-    computed, so two runs compare their selections on the same table (as a resumed run does)."""
+BEFORE_TRIALS = ("teacher.npz", "teacher-accuracy.json", "lana.json", "lana", "latency.json")
+
+
+def seeded(tmp_path, ref, name, files=BEFORE_TRIALS):
+    """A fresh study folder holding the reference's stages before the trials (the in-process
+    ones, which the study reuses as a resumed run does): the trials are what is compared, and
+    the latency table is measured, not computed, so the selections are made on the same one."""
     out = tmp_path / name
     out.mkdir()
     for f in files:
-        shutil.copy(ref / f, out / f)
+        (shutil.copytree if (ref / f).is_dir() else shutil.copy)(ref / f, out / f)
     return out
 
 
@@ -161,8 +165,8 @@ def test_unreachable_scheduler_fails_within_seconds(tmp_path):
         port = s.getsockname()[1]
     t0 = time.perf_counter()
     with pytest.raises(SchedulerUnreachableError, match="cannot reach the Dask scheduler"):
-        study.run_study(TINY, tmp_path / "x", scheduler=f"tcp://127.0.0.1:{port}", **QUIET)
-    assert time.perf_counter() - t0 < 20
+        study.run_study(TINY, tmp_path / "x", scheduler=f"tcp://127.0.0.1:{port}", scheduler_timeout=2, **QUIET)
+    assert time.perf_counter() - t0 < 10
     assert not (tmp_path / "x" / "teacher.npz").exists()   # refused before any work
 
 
