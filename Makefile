@@ -8,14 +8,14 @@ ifeq ($(origin PYANN_DATA), undefined)
   endif
 endif
 
-.PHONY: help install build test test-fast sanitize bench data reproduce-relu reproduce-prune clean
+.PHONY: help install build test test-fast sanitize bench data reproduce-relu reproduce-prune reproduce-substitution clean
 .DEFAULT_GOAL := help
 
 help:               ## list the targets and what each does (this list)
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 EXTRAS ?= test
-install:            ## install pyann (editable) with its test dependencies (EXTRAS=test,interop adds torch, onnx, onnxruntime); builds the C kernels
+install:            ## install pyann (editable) with its test dependencies (EXTRAS=test,interop adds torch, onnx, onnxruntime; ,dask adds dask[distributed]); builds the C kernels
 	$(PYTHON) -m pip install -e ".[$(EXTRAS)]"
 
 build:              ## rebuild the C extension pyann._kernels in place (PYANN_PORTABLE=1: no -march=native)
@@ -50,6 +50,9 @@ reproduce-relu:     ## ReLU-prediction study (Tables 1 and 3, Figure 2) for both
 
 reproduce-prune:    ## connection-pruning study (Figures 2-6, error model, uniform vs optimal allocation) for fcn1, fcn2, cnn3; resumes
 	$(PYTHON) -m pyann prune-study --model all --out 'runs/prune-study-{model}'
+
+reproduce-substitution: ## operation-substitution study, cpu preset (WRN-16-2, ~1 h on 2 cores after the cached teacher): Tables 2-3, LANA correlations, latency selection; resumes
+	$(PYTHON) -m pyann substitution-study --preset cpu --out runs/substitution-study-cpu
 
 clean:              ## remove build products, caches and bench-results/ (not the trained-model cache)
 	rm -rf build dist *.egg-info pyann/_kernels*.so pyann/_kernels.c .pytest_cache bench-results

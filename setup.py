@@ -18,7 +18,9 @@ setup(
     install_requires=["numpy>=1.22", "cffi>=1.15", "tqdm>=4.60", "matplotlib>=3.5", "threadpoolctl>=3.1", "tabulate>=0.8"],
     extras_require={"test": ["pytest>=7", "hypothesis>=6"],
                     # PyTorch state_dicts and modules, ONNX export and ONNX Runtime (pyann.interop)
-                    "interop": ["torch>=2.0", "onnx>=1.14", "onnxruntime>=1.16"]},
+                    "interop": ["torch>=2.0", "onnx>=1.14", "onnxruntime>=1.16"],
+                    # substitution-study --scheduler: trials on a Dask cluster (pyann.substitution.executors)
+                    "dask": ["dask[distributed]>=2023.1"]},
     cffi_modules=["csrc/build_kernels.py:ffibuilder"],
     # the one command line: pyann <command> (also python -m pyann); pyann.cli
     entry_points={"console_scripts": ["pyann=pyann.cli:console_main"]},
