@@ -200,6 +200,10 @@ def _ms(v: float) -> str:
     return f"{v:.3f}" if v < 1 else f"{v:.2f}" if v < 100 else f"{v:.0f}"
 
 
+def _epochs(e: int) -> str:
+    return f"{e} epoch" if e == 1 else f"{e} epochs"
+
+
 def _or_blank(d: dict, key, fmt) -> str:
     return "" if d.get(key) is None else fmt(d[key])
 
@@ -267,7 +271,7 @@ def question_section(r: dict) -> List[str]:
              "tau-b and Spearman rho both handle ties (pyann.substitution.correlation); 'nan' with a "
              "reason where one side is constant.", ""]
     for e in eps:
-        lines += [f"Accuracy after {e} fine-tuning epochs:", ""]
+        lines += [f"Accuracy after {_epochs(e)} of fine-tuning:", ""]
         lines += _table(["position", "n", "tau (score)", "rho (score)", "n", "tau (loss)", "rho (loss)"],
                         correlation_rows(r, e))
     lines += noise_section(r)
@@ -311,7 +315,7 @@ def plot_candidate_accuracy(r: dict, title: str):
             shift = (k - (len(eps) - 1) / 2) * 0.18      # the checkpoints side by side, not on one another
             pts = [(i + shift, 100 * a) for i, n in enumerate(names) if (a := accuracy(r, pos, n, e)) is not None]
             ax.plot([x for x, _ in pts], [y for _, y in pts], linestyle="none", marker="o", markersize=6, color=color,
-                    label=f"candidate after {e} epochs")
+                    label=f"candidate after {_epochs(e)}")
         ax.set_xticks(range(len(names)), [f"{paper_number(n) or ''} {SHORT.get(n, n)}".strip() for n in names],
                       rotation=TICK_ROTATION, ha="right", rotation_mode="anchor", fontsize=8)
         ax.set_xlim(-0.6, len(names) - 0.4)
@@ -329,7 +333,7 @@ def _baseline_band(ax, stats, color, epoch) -> None:
         return
     mean, std, n = stats
     ax.axhline(100 * mean, color=color, linestyle="--", linewidth=1,
-               label=f"baseline mean after {epoch} epochs" + (f" ± std ({n} seeds)" if std is not None else " (1 seed)"))
+               label=f"baseline mean after {_epochs(epoch)}" + (f" ± std ({n} seeds)" if std is not None else " (1 seed)"))
     if std is not None:
         ax.axhspan(100 * (mean - std), 100 * (mean + std), color=color, alpha=0.15, linewidth=0)
 
@@ -436,7 +440,7 @@ def header_section(r: dict) -> List[str]:
              f"- **Data**: {r.get('data', 'not recorded')}",
              f"- **Teacher**: {model}, {t.get('source', 'source not recorded')}; test accuracy "
              f"{_pct(t.get('accuracy')) or 'not recorded'} %"
-             + (f", trained in {minutes:.1f} min (not part of the study's time)" if minutes else ""),
+             + (f", trained in {minutes:.1f} min" if minutes else ""),
              f"- **Positions**: {', '.join(_position_label(r, q) for q in positions(r))} (ours, with the paper's "
              f"position of the same role); **checkpoints**: {', '.join(map(str, checkpoints(r)))} fine-tuning "
              f"epochs (the paper's {', '.join(map(str, p.get('paper_checkpoints', [])))})",
@@ -468,7 +472,7 @@ def accuracy_section(r: dict, files: dict) -> List[str]:
     lines = []
     for k, e in enumerate(checkpoints(r)):
         pe = dict(zip(checkpoints(r), r["preset"].get("paper_checkpoints", []))).get(e)
-        lines += [f"## Table {k + 2}: test accuracy (%) after {e} fine-tuning epochs", "",
+        lines += [f"## Table {k + 2}: test accuracy (%) after {_epochs(e)} of fine-tuning", "",
                   "Ours: rows are positions, columns candidates; the baseline (candidate 1: the teacher fine-tuned "
                   f"the same way) as mean ± sample std over its seeds; '{DASH}' not available at that position "
                   "(shape change); 'not run' when a trial has no result yet.", ""]
@@ -508,7 +512,24 @@ def latency_section(r: dict, files: dict) -> List[str]:
     for b in lat["batch_sizes"]:
         lines += [f"Block latency (ms) at batch {b}; the teacher end to end: {_ms(lat['network'][str(b)])} ms:", ""]
         lines += _matrix(r, lambda p, n: _ms(ms[(p, n)][str(b)]) if (p, n) in ms else "not timed")
+        lines += _additivity(lat, ms, b)
     return lines + selection_section(r, files)
+
+
+def _additivity(lat: dict, ms: dict, batch: int) -> List[str]:
+    """The selection's latency model subtracts the original blocks from the network's time: say
+    what share of it they are, and flag a table where they sum to more than the whole network
+    (timing noise; then predicted latencies can go below zero)."""
+    net = lat["network"][str(batch)]
+    orig = sum(v[str(batch)] for (p, n), v in ms.items() if n == "original")
+    share = 100 * orig / net if net else float("nan")
+    line = (f"The original blocks at the studied positions take {_ms(orig)} ms, {share:.0f} % of the teacher's "
+            f"{_ms(net)} ms at batch {batch}; the rest (stem, other blocks, head) is the same in every choice.")
+    if orig > net:
+        line += (" **This table is inconsistent**: timed alone, three blocks took longer than the whole network, "
+                 "which only timing noise (a busy machine, too few rounds) explains; its predictions are not to be "
+                 "trusted.")
+    return [line, ""]
 
 
 def _rounds(lat: dict) -> str:
@@ -553,8 +574,14 @@ def selection_section(r: dict, files: dict) -> List[str]:
              "is then built, timed end to end, and fine-tuned like every trial.", ""] + _range_lines(r)
     if not rows:
         return lines + ["No selection in this run.", ""]
+    notes = [f"Budget at batch {s['batch']}: {s['budget']}." for s in r.get("selection", []) if s.get("budget")]
+    notes += [f"At batch {s['batch']} the teacher, timed together with the selected network (round-robin), took "
+              f"{_ms(s['teacher_measured_ms'])} ms: measured speed-up {s['teacher_measured_ms'] / s['measured_ms']:.2f}x, "
+              f"predicted {lat['network'][str(s['batch'])] / s['predicted_ms']:.2f}x."
+              for s in r.get("selection", []) if s.get("teacher_measured_ms") and s.get("measured_ms")]
     lines += _table(["batch", "budget ms (% of teacher ms)", "choice", "predicted ms", "measured ms",
                      "measured vs predicted", "mean LANA score (%)", "test accuracy (%) after fine-tuning"], rows)
+    lines += [n for note in notes for n in (note, "")]
     for key, name in sorted(files.items()):
         if key.endswith("-missing"):
             lines += [f"(No trade-off figure at batch {key.split('-')[1]}: {name}.)", ""]

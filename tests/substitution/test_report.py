@@ -101,7 +101,7 @@ def _table_after(text, heading):
 def test_accuracy_tables_numbers_dashes_and_baseline(written):
     _, text = written
     for k, e in ((0, 3), (1, 6)):
-        header, rows = _table_after(text, f"## Table {k + 2}: test accuracy (%) after {e} fine-tuning epochs")
+        header, rows = _table_after(text, f"## Table {k + 2}: test accuracy (%) after {e} epochs of fine-tuning")
         assert header == ["position"] + [f"{i + 1} {n}" for i, n in enumerate(NAMES)]
         assert [r[0] for r in rows] == ["1 (paper 1)", "3 (paper 7)", "6 (paper 18)"]
         base = [BASELINE[s][k] for s in BASELINE]
@@ -124,7 +124,7 @@ def test_paper_tables_beside_ours(written):
 
 def test_correlations_match_the_data(written):
     _, text = written
-    header, rows = _table_after(text, "Accuracy after 6 fine-tuning epochs:")
+    header, rows = _table_after(text, "Accuracy after 6 epochs of fine-tuning:")
     base6 = np.mean([b for _, b in BASELINE.values()])
     for row, pos in zip(rows, POS):
         names = [n for n in NAMES if n in LAT[pos]]
@@ -227,3 +227,17 @@ def test_a_partial_run_still_gives_a_report(tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert "84.80 (1 seed)" in text and "83.50" in text and "fewer than 2 seeds" in text
     assert (tmp_path / "accuracy-per-candidate.png").exists()
+
+
+def test_latency_notes_additivity_budget_and_measured_speedup():
+    r = synthetic_results()
+    text = R.report_text(r)
+    # 517.8 + 296.5 + 155.2 = 969.5 of 2084.5 ms
+    assert "take 970 ms, 47 % of the teacher's 2084 ms at batch 128" in text and "inconsistent" not in text
+    r["selection"][0].update(budget="0.8 x the teacher's 2084 ms", teacher_measured_ms=2100.0)
+    text = R.report_text(r)
+    assert "Budget at batch 128: 0.8 x the teacher's 2084 ms." in text
+    sel = r["selection"][0]
+    assert f"measured speed-up {2100.0 / sel['measured_ms']:.2f}x, predicted {2084.5 / sel['predicted_ms']:.2f}x" in text
+    r["latency"]["network"]["1"] = 2.0          # the three originals alone sum to 2.94 ms
+    assert "**This table is inconsistent**" in R.report_text(r)
