@@ -211,10 +211,15 @@ def _or_blank(d: dict, key, fmt) -> str:
 # ---- the paper's question ---------------------------------------------------------------------
 
 def _points(r: dict, pos: int, epoch: int, field: str) -> List[Tuple[str, float, float]]:
-    """(name, LANA field, accuracy at epoch) of the candidates at pos that have both."""
+    """(name, LANA field, accuracy at epoch) of the substitutes at pos that have both. The
+    original is left out: its LANA score is the teacher's own accuracy and its loss 0 by
+    construction, a point that would lift every correlation without saying anything about how
+    well LANA ranks the operations that replace it."""
     lana = _by_key(r.get("lana", []), field)
     out = []
     for name in candidates(r):
+        if name == "original":
+            continue
         acc = accuracy(r, pos, name, epoch)
         if (pos, name) in lana and acc is not None and (pos, name) in available(r):
             out.append((name, float(lana[(pos, name)]), acc))
@@ -265,8 +270,9 @@ def question_section(r: dict) -> List[str]:
     eps = checkpoints(r)
     lines = ["## The paper's question: is the accuracy change predictable?", "",
              "Rank correlations between what LANA knows before any fine-tuning and the test accuracy "
-             "after it, over the candidates at each position (the original included, its accuracy the "
-             "baseline's mean), and pooled over all positions (which mixes the positions' own levels). "
+             "after it, over the substitute candidates at each position (the original left out: its score "
+             "is the teacher's accuracy and its loss 0 by construction), and pooled over all positions "
+             "(which mixes the positions' own levels). "
              "The distillation loss should correlate negatively (lower loss, higher accuracy). Kendall "
              "tau-b and Spearman rho both handle ties (pyann.substitution.correlation); 'nan' with a "
              "reason where one side is constant.", ""]
