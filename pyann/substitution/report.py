@@ -280,7 +280,7 @@ def question_section(r: dict) -> List[str]:
         lines += [f"Accuracy after {_epochs(e)} of fine-tuning:", ""]
         lines += _table(["position", "n", "tau (score)", "rho (score)", "n", "tau (loss)", "rho (loss)"],
                         correlation_rows(r, e))
-    lines += noise_section(r)
+    lines += noise_section(r) + findings_section(r)
     return lines
 
 
@@ -300,6 +300,31 @@ def noise_section(r: dict) -> List[str]:
             rows.append([str(e), _position_label(r, p), f"{100 * c['threshold']:.2f}", f"{c['above']} of {c['pairs']}",
                          f"{c['agree']} of {c['scored']}" if c["scored"] else DASH])
     return lines + _table(["epochs", "position", "threshold (points)", "pairs above noise", "LANA agrees"], rows)
+
+
+def findings_section(r: dict) -> List[str]:
+    """The paper's two concrete findings, checked on ours at the last checkpoint: candidates 4
+    and 5 (conv + BN, expand 1 and 2) within one baseline std of each other except at the first
+    position; at the last position the larger candidates beat the baseline."""
+    e = checkpoints(r)[-1]
+    s = baseline_stats(r).get(e)
+    if s is None or s[1] is None:
+        return []
+    mean, std, _ = s
+    rows = []
+    for p in positions(r):
+        a4, a5 = accuracy(r, p, "conv_bn_e1", e), accuracy(r, p, "conv_bn_e2", e)
+        d45 = DASH if a4 is None or a5 is None else f"{100 * abs(a4 - a5):.2f} ({abs(a4 - a5) / std:.1f} std)"
+        subs = [(n, a) for n in candidates(r) if n != "original" and (a := accuracy(r, p, n, e)) is not None]
+        above = [n for n, a in subs if a > mean]
+        clear = [n for n, a in subs if a - mean > NOISE_FACTOR * std]
+        rows.append([_position_label(r, p), d45, f"{len(above)} of {len(subs)}" + (f" ({', '.join(above)})" if above else ""),
+                     f"{len(clear)}" + (f" ({', '.join(clear)})" if clear else "")])
+    return ([f"The paper's findings checked after {_epochs(e)} (baseline {100 * mean:.2f} ± {100 * std:.2f}): it "
+             "found candidates 4 and 5 within one std of each other except at position 1, and at position 18 the "
+             "larger candidates above the baseline.", ""]
+            + _table(["position", "|4 conv_bn_e1 - 5 conv_bn_e2| (points)", "substitutes above the baseline mean",
+                      f"... by more than {NOISE_FACTOR:g} std"], rows))
 
 
 # ---- figures ----------------------------------------------------------------------------------
