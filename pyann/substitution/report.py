@@ -323,7 +323,7 @@ def findings_section(r: dict) -> List[str]:
     return ([f"The paper's findings checked after {_epochs(e)} (baseline {100 * mean:.2f} ± {100 * std:.2f}): it "
              "found candidates 4 and 5 within one std of each other except at position 1, and at position 18 the "
              "larger candidates above the baseline.", ""]
-            + _table(["position", "|4 conv_bn_e1 - 5 conv_bn_e2| (points)", "substitutes above the baseline mean",
+            + _table(["position", "4 conv_bn_e1 vs 5 conv_bn_e2: difference (points)", "substitutes above the baseline mean",
                       f"... by more than {NOISE_FACTOR:g} std"], rows))
 
 
@@ -405,10 +405,10 @@ def plot_latency_tradeoff(r: dict, batch: int, title: str):
     ax.plot([f.predicted_ms for f in front], [100 * f.score_sum / npos for f in front], drawstyle="steps-post",
             marker="o", markersize=4, color="tab:blue", label="Pareto front (best score for its latency)")
     teacher_ms = r["latency"]["network"][str(batch)]
-    orig = _teacher_point(r, batch, npos)
+    orig = _teacher_point(r)
     if orig is not None:
         ax.plot([teacher_ms], [orig], marker="*", markersize=13, color="black", linestyle="none",
-                label=f"teacher (all original), measured {teacher_ms:.1f} ms")
+                label=f"teacher (all original), measured {_ms(teacher_ms)} ms")
     _selection_marks(ax, r, batch, npos)
     ax.set_xlabel(f"network latency at batch {batch} (ms; predicted = teacher - originals + chosen blocks)")
     ax.set_ylabel("mean LANA score over the positions (%)")
@@ -418,7 +418,8 @@ def plot_latency_tradeoff(r: dict, batch: int, title: str):
     return fig
 
 
-def _teacher_point(r: dict, batch: int, npos: int) -> Optional[float]:
+def _teacher_point(r: dict) -> Optional[float]:
+    """The teacher's mean LANA score (%): every position's original."""
     scores, orig = _scores_for_selection(r)
     vals = [scores.get((p, "original"), orig) for p in sorted({int(b["position"]) for b in r["latency"]["blocks"]})]
     return None if any(v is None for v in vals) else 100 * float(np.mean(vals))
@@ -430,13 +431,13 @@ def _selection_marks(ax, r: dict, batch: int, npos: int) -> None:
         y = 100 * s["score_sum"] / npos
         tag = f"selection {i + 1}" if len(rows) > 1 else "selection"
         ax.axvline(s["budget_ms"], color="tab:red", linestyle=":", linewidth=1.2,
-                   label=f"{tag}: budget {s['budget_ms']:.1f} ms")
+                   label=f"{tag}: budget {_ms(s['budget_ms'])} ms")
         ax.plot([s["predicted_ms"]], [y], marker="D", markersize=8, color="tab:red", linestyle="none",
-                label=f"{tag}: predicted {s['predicted_ms']:.1f} ms")
+                label=f"{tag}: predicted {_ms(s['predicted_ms'])} ms")
         if s.get("measured_ms") is not None:
             ax.plot([s["measured_ms"]], [y], marker="D", markersize=8, markerfacecolor="none",
                     markeredgecolor="tab:red", markeredgewidth=1.5, linestyle="none",
-                    label=f"{tag}: measured {s['measured_ms']:.1f} ms")
+                    label=f"{tag}: measured {_ms(s['measured_ms'])} ms")
 
 
 def write_figures(out: Path, r: dict) -> Dict[str, str]:

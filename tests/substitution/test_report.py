@@ -250,3 +250,15 @@ def test_the_papers_findings_checked():
     assert rows[2] == ["6 (paper 18)", "0.10 (0.5 std)", "3 of 6 (conv_bn_e2, basic_e2, bottleneck_e2)",
                        "1 (bottleneck_e2)"]
     assert rows[0][1] == "0.20 (1.0 std)" and rows[0][2] == "0 of 5" and rows[0][3] == "0"
+
+
+def test_every_table_row_has_its_header_s_cell_count(written):
+    _, text = written
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("|") and (i == 0 or not lines[i - 1].startswith("|")):
+            width = line.count("|")
+            k = i
+            while k < len(lines) and lines[k].startswith("|"):
+                assert lines[k].count("|") == width, f"table row {lines[k]!r} under header {line!r}"
+                k += 1
