@@ -45,6 +45,7 @@ PAPER_TABLES = {
 }   # columns: candidates 2..7
 
 TICK_ROTATION = 40   # degrees: the candidates' names fit side by side only slanted
+MAX_CLOUD = 50_000  # the trade-off figure draws every choice only up to this many (3 x 7 positions: 343)
 NOISE_FACTOR = 2.0   # "above noise": |difference| > NOISE_FACTOR x the baseline's seed std
 DASH = "–"
 
@@ -385,6 +386,8 @@ def tradeoff_points(r: dict, batch: int) -> Tuple[List[Tuple[float, float]], Lis
     pos_list = sorted({p for p, _ in ms})
     options = [[n for (q, n) in ms if q == p and ((q, n) in scores or n == "original")] for p in pos_list]
     offset = lat["network"][str(batch)] - sum(ms[(p, "original")] for p in pos_list)
+    if np.prod([len(o) for o in options], dtype=float) > MAX_CLOUD:
+        return [], pareto_front(lat, scores, batch, original_score=orig)   # too many to draw: the front alone
     every = [(offset + sum(ms[(p, n)] for p, n in zip(pos_list, combo)),
               100 * np.mean([scores.get((p, n), orig) for p, n in zip(pos_list, combo)]))
              for combo in itertools.product(*options)]
@@ -400,8 +403,9 @@ def plot_latency_tradeoff(r: dict, batch: int, title: str):
     npos = len({int(b["position"]) for b in r["latency"]["blocks"]})
     fig = plots._figure(7.2, 4.8)
     ax = fig.add_subplot()
-    ax.plot(*zip(*every), linestyle="none", marker=".", color="0.7", markersize=5,
-            label="every choice (one candidate per position)")
+    if every:
+        ax.plot(*zip(*every), linestyle="none", marker=".", color="0.7", markersize=5,
+                label="every choice (one candidate per position)")
     ax.plot([f.predicted_ms for f in front], [100 * f.score_sum / npos for f in front], drawstyle="steps-post",
             marker="o", markersize=4, color="tab:blue", label="Pareto front (best score for its latency)")
     teacher_ms = r["latency"]["network"][str(batch)]

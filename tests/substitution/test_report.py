@@ -262,3 +262,13 @@ def test_every_table_row_has_its_header_s_cell_count(written):
             while k < len(lines) and lines[k].startswith("|"):
                 assert lines[k].count("|") == width, f"table row {lines[k]!r} under header {line!r}"
                 k += 1
+
+
+def test_tradeoff_draws_the_front_alone_when_the_choices_are_too_many(monkeypatch):
+    r = synthetic_results()
+    every, front = R.tradeoff_points(r, 128)
+    assert len(every) == 6 * 6 * 7 and front[0].predicted_ms == pytest.approx(min(x for x, _ in every))
+    monkeypatch.setattr(R, "MAX_CLOUD", 100)
+    every, front2 = R.tradeoff_points(r, 128)
+    assert every == [] and [f.choice for f in front2] == [f.choice for f in front]
+    assert plots.legends(R.plot_latency_tradeoff(r, 128, "t"))
