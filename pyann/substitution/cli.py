@@ -50,18 +50,10 @@ def cmd_substitution_study(args) -> int:
 
 def _estimate(preset) -> int:
     from ..parallel import available_cores
-    from .presets import describe_plan, plan, time_steps
-    trials = len(preset.baseline_seeds) + _substitution_count(preset) + 1
-    p = plan(preset, time_steps(preset), trials)
+    from .presets import count_trials, describe_plan, plan, time_steps
+    p = plan(preset, time_steps(preset), count_trials(preset))
     print(describe_plan(preset, p, cores=available_cores()))
     return 0
-
-
-def _substitution_count(preset) -> int:
-    from .. import nn
-    from .candidates import is_available
-    shapes = nn.build("wrn", depth=preset.depth, width=preset.width, input_size=preset.input_size).block_shapes
-    return sum(is_available(n, *shapes[p - 1]) for p in preset.positions for n in preset.candidates if n != "original")
 
 
 def _summary(r: dict, out: str) -> None:

@@ -87,16 +87,22 @@ class LocalExecutor:
         save_arrays(path, arrays, {"format": "pyann-substitution-shared/1"})
         return str(path)
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def close(self, abort: bool = False) -> None:
+        """Shut the pool down; abort (the study stopped on an error or Ctrl-C): end the worker
+        processes now rather than wait for their trials, which resume from their last epoch."""
+        if self._pool is None:
+            return
+        if abort:
+            for process in list(getattr(self._pool, "_processes", {}).values()):   # ours, by handle
+                process.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, *exc):
+        self.close(abort=exc_type is not None)
 
 
 class DaskExecutor:
@@ -134,7 +140,8 @@ class DaskExecutor:
     def share(self, arrays: dict, name: str = "shared") -> Any:
         return self.client.scatter(arrays, broadcast=True, hash=False)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        # the client's futures are released with it, so the cluster drops trials nobody waits for
         try:
             self._executor.shutdown(wait=False)
         finally:
@@ -143,8 +150,8 @@ class DaskExecutor:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, *exc):
+        self.close(abort=exc_type is not None)
 
 
 def _check_address(address) -> None:

@@ -66,6 +66,8 @@ class Preset:
     latency_repeats: Optional[int] = None      # None: latency.py's default rounds per batch size
     selection_batch: int = 128                # the batch whose selected network is fine-tuned
     budget_fraction: float = 0.8              # default budget: this share of the teacher's latency
+    # presets whose measured plan (time_steps + plan) a study of this one records in results.json
+    plan_presets: Tuple[str, ...] = ()
 
     def __post_init__(self):
         if not self.checkpoints or list(self.checkpoints) != sorted(set(self.checkpoints)) or self.checkpoints[0] < 1:
@@ -106,7 +108,7 @@ PAPER = Preset(
     name="paper", depth=40, width=2, positions=(1, 7, 18), checkpoints=(25, 50),
     train_images=None, test_images=None,
     teacher=TeacherConfig(depth=40, width=2, epochs=200, progressive=()),
-    lana_steps=2000,
+    lana_steps=2000, plan_presets=("paper",),
     scaled="Nothing in the network, positions, candidates or epochs: WRN-40-2, positions 1 / 7 / 18, the seven "
            "candidates, 25 and 50 fine-tuning epochs of one continuing run over all 50,000 training images, "
            "accuracy on all 10,000 test images, 3 baseline seeds. What is ours: the teacher is this library's "
@@ -114,17 +116,26 @@ PAPER = Preset(
            "fine-tuning is SGD + Nesterov at lr 0.01 cosine to 0, and the data is whatever CIFAR-10 copy is found "
            "(the run names it).")
 
+# Sized from steps timed on this 2-core machine (CPU seconds of one BLAS thread, 2026-11-30, while
+# another training ran, so CPU time rather than the wall clock): a WRN-16-2 training step of batch
+# 64 1.03-1.10 s, evaluation ~9 ms per image at batch 100, one LANA step (a teacher pass of batch
+# 64 and an Adam step for each of the 15 trained candidates) ~6.1 s, a LANA score ~5.8 ms per image
+# and candidate. Then: a trial = 2 x 94 steps + 2 x 2,000 test images ~ 4.1 min; 20 trials on 2
+# single-threaded workers = 10 rounds ~ 41 min; LANA 100 steps <= 10 min, 19 scores x 2,000
+# images <= 3.7 min (both single-threaded figures; the phase runs with 2 threads), latency table
+# ~1.5 min: ~57 min with the teacher cached, leaving a third of the 90 minutes for what the
+# probes cannot see (two trial processes sharing the memory bus).
 CPU = Preset(
     name="cpu", depth=16, width=2, positions=(1, 3, 6), checkpoints=(1, 2),
-    train_images=8000, test_images=2000,
+    train_images=6000, test_images=2000,
     teacher=TeacherConfig(),
-    lana_steps=150,
+    lana_steps=100, plan_presets=("cpu", "paper"),
     scaled="WRN-16-2 instead of WRN-40-2 (6 blocks, not 18), so positions 1 / 3 / 6 take the roles of the "
            "paper's 1 / 7 / 18 (first block of group 1 with its channel change; first block of group 2 with "
            "stride 2 and channel change; the last block). The teacher is the library's WRN-16-2 CIFAR-10 recipe, "
-           "8 epochs (cached, its time reported apart). Fine-tuning: 1 and 2 epochs over the first 8,000 training "
+           "8 epochs (cached, its time reported apart). Fine-tuning: 1 and 2 epochs over the first 6,000 training "
            "images (the paper: 25 and 50 epochs over 50,000), test accuracy on the first 2,000 test images "
-           "(the paper: 10,000), LANA 150 Adam steps of batch 64. The candidates, the 3 baseline seeds and the "
+           "(the paper: 10,000), LANA 100 Adam steps of batch 64. The candidates, the 3 baseline seeds and the "
            "optimiser family are the paper's.")
 
 SMOKE = Preset(
@@ -145,44 +156,55 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
-def n_trials(preset: Preset, substitutions: int) -> int:
-    """Baseline seeds + single substitutions + the selected network's trial."""
-    return len(preset.baseline_seeds) + substitutions + 1
+def count_trials(preset: Preset) -> int:
+    """Baseline seeds + every available single substitution + the selected network's trial (an
+    upper bound: the selection may coincide with one of the others)."""
+    from .. import nn
+    from .candidates import is_available
+    shapes = nn.build("wrn", depth=preset.depth, width=preset.width, input_size=preset.input_size).block_shapes
+    singles = sum(is_available(n, *shapes[p - 1]) for p in preset.positions for n in preset.candidates
+                  if n != "original")
+    return len(preset.baseline_seeds) + singles + 1
 
 
 # ---- measured plan ------------------------------------------------------------------------------
 
 def time_steps(preset: Preset, steps: int = 3, threads: int = 1) -> dict:
-    """Seconds of one training step (batch_size, crop + flip, SGD) and one evaluation image of the
-    preset's network, from `steps` timed steps after a warm-up one, on random images, with
-    `threads` BLAS threads (one per trial worker, as the study runs them)."""
+    """Seconds of one training step (batch_size, crop + flip, SGD) and of one evaluation image of
+    the preset's network, the medians of `steps` timed steps after a warm-up one, on random
+    images, with `threads` BLAS threads (one per trial worker, as the study runs them).
+    With one thread the CPU seconds of this process are used: on a machine busy with other work
+    they are what the step costs a core of its own, where the wall clock would count the waits."""
     from threadpoolctl import threadpool_limits
 
     from .. import nn, ops
     from ..data.augment import CropFlip
     from ..optim import SGD
+    clock = time.process_time if threads == 1 else time.perf_counter
     model = nn.build("wrn", depth=preset.depth, width=preset.width, input_size=preset.input_size, rng=0)
     model.set_input_grad(False)
     opt = SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((preset.batch_size, 3, preset.input_size, preset.input_size)).astype(np.float32)
     y = rng.integers(0, 10, preset.batch_size)
-    augment, times = CropFlip(preset.crop_padding), []
+    augment, times, walls = CropFlip(preset.crop_padding), [], []
     with threadpool_limits(limits=threads, user_api="blas"):
         for _ in range(steps + 1):
-            t0 = time.perf_counter()
+            t0, w0 = clock(), time.perf_counter()
             out = model.forward(augment(x, rng))
             _, cache = ops.softmax_cross_entropy_forward(out, y)
             model.backward(ops.softmax_cross_entropy_backward(cache).astype(np.float32))
             opt.step()
-            times.append(time.perf_counter() - t0)
+            times.append(clock() - t0)
+            walls.append(time.perf_counter() - w0)
         model.eval()
         xe = x[:min(preset.eval_batch, len(x))]
         model.forward(xe)
-        t0 = time.perf_counter()
+        t0 = clock()
         model.forward(xe)
-        eval_image = (time.perf_counter() - t0) / len(xe)
+        eval_image = (clock() - t0) / len(xe)
     return {"step_seconds": float(np.median(times[1:])), "eval_image_seconds": eval_image,
+            "step_wall_seconds": float(np.median(walls[1:])), "clock": "cpu" if threads == 1 else "wall",
             "steps_timed": steps, "batch_size": preset.batch_size, "blas_threads": threads}
 
 

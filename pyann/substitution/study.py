@@ -295,6 +295,26 @@ def assemble(teacher, replacements: Dict[int, nn.Module]) -> nn.Module:
     return net
 
 
+def plan_phase(preset: Preset, out: Path, log) -> dict:
+    """{name: measured plan} for each of the preset's plan_presets (presets.time_steps, .plan):
+    a few timed training steps of that preset's network extrapolated to its trials, on one
+    machine and on N workers. Timed once, before the trials load the cores; kept in DIR/plan.json."""
+    from .presets import count_trials, describe_plan, plan, time_steps
+    from ..parallel import available_cores
+    path = out / "plan.json"
+    if path.exists():
+        return read_json(path)
+    plans = {}
+    for name in preset.plan_presets:
+        other = get_preset(name)
+        p = plan(other, time_steps(other, steps=2 if other.depth > 16 else 3), count_trials(other))
+        p["text"] = describe_plan(other, p, cores=available_cores())
+        log(p["text"])
+        plans[name] = p
+    write_json(path, plans)
+    return plans
+
+
 # ---- trials --------------------------------------------------------------------------------------
 
 def trial_id(replacements: Dict[int, str], seed: int) -> str:
@@ -504,6 +524,7 @@ def _study(preset: Preset, out: Path, executor, *, root, cache, data, budget_ms,
     measure_selected(teacher, modules, chosen, preset)
 
     specs = _specs(preset, pairs, chosen, seed, teacher, modules, out, trial_callbacks)
+    plans = plan_phase(preset, out, log)
     t1 = time.perf_counter()
     computed, reused = run_trials(specs, arrays, out, executor, progress, log)
     trials_minutes = (time.perf_counter() - t1) / 60
@@ -520,7 +541,7 @@ def _study(preset: Preset, out: Path, executor, *, root, cache, data, budget_ms,
         "costs": _costs(teacher, pairs),
         "lana": [{k: r[k] for k in ("position", "candidate", "loss", "score", "seconds")} for r in lana_rows],
         "trials": [{k: t[k] for k in ("id", "replacements", "seed", "accuracy", "seconds")} for t in trials],
-        "latency": latency, "selection": chosen,
+        "latency": latency, "selection": chosen, "plans": plans,
         "timing": {"teacher_minutes": teacher_record.get("train_minutes"), **lana_minutes,
                    "trials_minutes": trials_minutes, "latency_minutes": latency_minutes,
                    "trial_minutes_sum": sum(t["seconds"] for t in trials) / 60,

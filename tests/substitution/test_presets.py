@@ -78,3 +78,8 @@ def test_measured_plan_divides_trials_into_whole_rounds():
     assert p["workers"] == pytest.approx({"1": 5 * one, "2": 3 * one, "8": one})
     text = presets.describe_plan(presets.SMOKE, p)
     assert "measured" in text and "5 trials" in text and "8 workers" in text
+
+
+def test_trial_count_of_each_preset():
+    # 3 baselines + 5 at the first two positions (no identity) + 6 at the last + the selection
+    assert presets.count_trials(presets.PAPER) == presets.count_trials(presets.CPU) == 3 + 5 + 5 + 6 + 1
