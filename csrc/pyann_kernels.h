@@ -113,12 +113,29 @@ int pyann_from_tiles(const float *xt, float *x, int64_t n, int64_t d);
 int pyann_sparse_linear_per_sample(const float *x, const int64_t *ptr, const int32_t *idx,
                                    const float *val, const float *b, float *y, int64_t n,
                                    int64_t in, int64_t out, int relu);
+/* Sparse x sparse: w (in, out) packed by INPUT: input k's kept outputs idx[p] for p in
+   [ptr[k], ptr[k + 1]), strictly ascending, weights val[p]; ptr (in + 1), ptr[0] = 0; the
+   indices are idx16 (uint16, out <= 65536) or idx32 (int32), exactly one of them non-NULL.
+   y (n, out) = x (n, in) @ w + b (+ ReLU) where only the nonzero inputs of each sample are used
+   (an input equal to 0 contributes nothing, even against an infinite weight; NaN and Inf inputs
+   are nonzero and propagate through their kept weights). one_at_a_time != 0: the samples one
+   after the other, the threads splitting each sample's outputs; else threads split the samples.
+   macs: NULL or += the multiply-adds executed (per sample: the kept entries of its nonzero
+   inputs' rows). */
+int pyann_sparse_zeroskip(const float *x, const int64_t *ptr, const uint16_t *idx16,
+                          const int32_t *idx32, const float *val, const float *b, float *y,
+                          int64_t n, int64_t in, int64_t out, int relu, int one_at_a_time,
+                          int64_t *macs);
 /* A whole MLP one sample at a time, each layer sparse (ptrs[l] != NULL: ptrs/idxs/vals[l] as
-   above) or dense (ws[l] (sizes[l], sizes[l + 1])), bs[l] or NULL, ReLU where relus[l] != 0.
-   split_images as in pyann_mlp_per_sample. macs: NULL or += the multiply-adds executed. */
+   above), sparse x sparse (iptrs != NULL and iptrs[l] != NULL: iptrs/iidx16/iidx32/ivals[l] as
+   pyann_sparse_zeroskip's ptr/idx16/idx32/val; iptrs may be NULL for none) or dense (ws[l]
+   (sizes[l], sizes[l + 1])), bs[l] or NULL, ReLU where relus[l] != 0. split_images as in
+   pyann_mlp_per_sample. macs: NULL or += the multiply-adds executed. */
 int pyann_sparse_mlp_per_sample(const float *x, float *y, int64_t n, int n_layers, const int64_t *sizes,
                                 const float *const *ws, const int64_t *const *ptrs,
                                 const int32_t *const *idxs, const float *const *vals,
+                                const int64_t *const *iptrs, const uint16_t *const *iidx16,
+                                const int32_t *const *iidx32, const float *const *ivals,
                                 const float *const *bs, const uint8_t *relus, int split_images,
                                 int64_t *macs);
 /* END CFFI API */

@@ -23,9 +23,18 @@
  *                             kept block stores 4 weights; one load of a tile's input row feeds
  *                             4 x 64 / VW FMAs instead of 64 / VW (Intel's 4x1 sparse idea)
  *   5. whole MLP per sample - every layer of one sample before the next, each layer sparse (4's
- *                             row sums) or dense (a GEMV of vector FMAs over w's rows); threads
- *                             split each layer's outputs with a barrier per layer, or take whole
- *                             samples (split_images), as relu_predict.c's 5
+ *                             row sums), sparse x sparse (7) or dense (a GEMV of vector FMAs over
+ *                             w's rows); threads split each layer's outputs with a barrier per
+ *                             layer, or take whole samples (split_images), as relu_predict.c's 5
+ *   7. sparse x sparse      - w kept by INPUT (CSR of w: input k's kept outputs, uint16 indices
+ *                             when out <= 65536): per sample, the nonzero inputs listed branchless
+ *                             (the previous ReLU's zeros), each one's row scattered, y[j] +=
+ *                             x[k] w[k, j]: work nnz(x) x kept per row, both sparsities multiply
+ *   8. sparse x sparse, batched - threads take runs of 16 samples; a sample scatters into its own
+ *                             output row (L1-resident for 512 outputs)
+ *   9. sparse x sparse, one sample at a time - both threads on each sample, each on its whole
+ *                             vectors of the outputs (a row cut to them by binary search); no
+ *                             barrier between samples (a thread writes only its own outputs)
  */
 #include <stdlib.h>
 #include "pyann_kernels.h"
@@ -185,9 +194,18 @@ static void share(int64_t out, int tid, int nt, int64_t *c0, int64_t *c1)
 }
 
 /* 5b. */
+static int64_t zs_sample_any(const float *x, const int64_t *ptr, const uint16_t *i16,
+                             const int32_t *i32, const float *val, const float *b, float *y,
+                             int64_t in, int64_t out, int64_t c0, int64_t c1, int relu,
+                             int32_t *nzk, float *nzv);
+static int zs_bad(const float *x, const int64_t *ptr, const uint16_t *i16, const int32_t *i32,
+                  const float *val, const float *y, int64_t n, int64_t in, int64_t out);
+
 int pyann_sparse_mlp_per_sample(const float *x, float *y, int64_t n, int n_layers, const int64_t *sizes,
                                 const float *const *ws, const int64_t *const *ptrs,
                                 const int32_t *const *idxs, const float *const *vals,
+                                const int64_t *const *iptrs, const uint16_t *const *iidx16,
+                                const int32_t *const *iidx32, const float *const *ivals,
                                 const float *const *bs, const uint8_t *relus, int split_images,
                                 int64_t *macs)
 {
@@ -199,18 +217,24 @@ int pyann_sparse_mlp_per_sample(const float *x, float *y, int64_t n, int n_layer
         if (sizes[l] > width) width = sizes[l];
     }
     for (int l = 0; l < n_layers; l++) {
-        if (!ws[l] && !ptrs[l]) return PYANN_EINVAL;
-        if (ptrs[l] && (ptrs[l][0] != 0 || (ptrs[l][sizes[l + 1]] > 0 && (!idxs[l] || !vals[l]))))
+        const int by_input = iptrs && iptrs[l];
+        if (!ws[l] && !ptrs[l] && !by_input) return PYANN_EINVAL;
+        if (by_input && (!iidx16 || !iidx32 || !ivals ||
+                         zs_bad(x, iptrs[l], iidx16[l], iidx32[l], ivals[l], y, 0, sizes[l], sizes[l + 1])))
+            return PYANN_EINVAL;
+        if (!by_input && ptrs[l] && (ptrs[l][0] != 0 || (ptrs[l][sizes[l + 1]] > 0 && (!idxs[l] || !vals[l]))))
             return PYANN_EINVAL;
     }
     if (n == 0) return PYANN_OK;
-    int64_t per_sample = 0;   /* multiply-adds of one sample through every layer */
+    int64_t per_sample = 0;   /* multiply-adds of one sample through the layers of fixed work */
     for (int l = 0; l < n_layers; l++)
-        per_sample += ptrs[l] ? ptrs[l][sizes[l + 1]] : sizes[l] * sizes[l + 1];
+        if (!(iptrs && iptrs[l]))
+            per_sample += ptrs[l] ? ptrs[l][sizes[l + 1]] : sizes[l] * sizes[l + 1];
+    int64_t varying = 0;      /* the sparse x sparse layers' executed multiply-adds */
     float *shared[2] = {malloc(sizeof(float) * (size_t)width), malloc(sizeof(float) * (size_t)width)};
     int fail = !shared[0] || !shared[1];
     if (!fail) {
-        #pragma omp parallel num_threads(pyann_team()) reduction(+ : fail)
+        #pragma omp parallel num_threads(pyann_team()) reduction(+ : fail, varying)
         {
 #ifdef _OPENMP
             const int me = omp_get_thread_num(), team = omp_get_num_threads();
@@ -225,7 +249,9 @@ int pyann_sparse_mlp_per_sample(const float *x, float *y, int64_t n, int n_layer
                 own[1] = malloc(sizeof(float) * (size_t)width);
                 h = own;
             }
-            const int ok = !split_images || (own[0] && own[1]);
+            int32_t *nzk = malloc(sizeof(int32_t) * (size_t)(width + VW));
+            float *nzv = malloc(sizeof(float) * (size_t)(width + VW));
+            const int ok = (!split_images || (own[0] && own[1])) && nzk && nzv;
             if (!ok) fail = 1;
             const int64_t first = split_images ? me : 0, step = split_images ? team : 1;
             for (int64_t i = first; i < n; i += step)
@@ -235,7 +261,10 @@ int pyann_sparse_mlp_per_sample(const float *x, float *y, int64_t n, int n_layer
                     float *yout = l == n_layers - 1 ? y + i * out : h[l & 1];
                     int64_t c0, c1;
                     share(out, tid, nt, &c0, &c1);
-                    if (ok && ptrs[l]) {
+                    if (ok && iptrs && iptrs[l]) {
+                        varying += zs_sample_any(xin, iptrs[l], iidx16[l], iidx32[l], ivals[l],
+                                                 bs[l], yout, in, out, c0, c1, relus[l], nzk, nzv);
+                    } else if (ok && ptrs[l]) {
                         for (int64_t j = c0; j < c1; j++)
                             yout[j] = row_dot(idxs[l], vals[l], ptrs[l][j], ptrs[l][j + 1], xin, 1,
                                               bs[l] ? bs[l][j] : 0.0f, relus[l]);
@@ -248,12 +277,14 @@ int pyann_sparse_mlp_per_sample(const float *x, float *y, int64_t n, int n_layer
                 }
             free(own[0]);
             free(own[1]);
+            free(nzk);
+            free(nzv);
         }
     }
     free(shared[0]);
     free(shared[1]);
     if (fail) return PYANN_ENOMEM;
-    if (macs) *macs += per_sample * n;
+    if (macs) *macs += per_sample * n + varying;
     return PYANN_OK;
 }
 
@@ -290,5 +321,161 @@ int pyann_sparse_blocked_tiled(const float *xt, const int64_t *ptr, const int32_
                     vstore(y + (r * SP_R + i) * SP_TILE + v * VW, relu ? vrelu(acc[i][v]) : acc[i][v]);
         }
     }
+    return PYANN_OK;
+}
+
+/* ---- 7-9. Sparse x sparse: pruned w and the zero inputs of a ReLU skipped, both exactly ------
+ * Layout (pyann/kernels.py pack_sparse_by_input): w kept by INPUT (CSR of w, i.e. CSC of w^T):
+ * input k's kept outputs idx[ptr[k] .. ptr[k + 1]) strictly ascending, weights val[...]; idx is
+ * uint16 (idx16) when out <= 65536, else int32 (idx32): exactly one of the two is given.
+ * Per sample: y = b, then for each nonzero x[k] (NaN and Inf count as nonzero) y[idx[p]] +=
+ * x[k] * val[p] over input k's row; ReLU last. Work: nnz(x) x (kept per input row). */
+
+/* A row's entries p in [p0, p1) with idx[p] >= c (the rows are ascending): binary search. */
+static inline int64_t zs_lower(const uint16_t *i16, const int32_t *i32, int64_t p0, int64_t p1, int64_t c)
+{
+    while (p0 < p1) {
+        const int64_t mid = p0 + (p1 - p0) / 2;
+        if ((i16 ? (int64_t)i16[mid] : (int64_t)i32[mid]) < c) p0 = mid + 1;
+        else p1 = mid;
+    }
+    return p0;
+}
+
+/* y[idx[p]] += xk * val[p] for p in [p0, p1). The indices of one row are distinct, so a vector
+   of them can be gathered, multiplied-added and scattered back (SPZ_GATHER) without conflicts.
+   Measured (512 x 512 at 10 % weights, 15 % nonzero inputs, 1,000 samples, one thread, min of
+   25 on the loaded 2-core Xeon): AVX-512 gather/scatter 2.83 ms, the scalar loop 3.55 ms. */
+#ifndef SPZ_GATHER
+#define SPZ_GATHER 1
+#endif
+static inline __attribute__((always_inline)) void
+zs_scatter(const uint16_t *i16, const int32_t *i32, const float *val, int64_t p0, int64_t p1,
+           float xk, float *y)
+{
+#if SPZ_GATHER && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    const __m512 xv = _mm512_set1_ps(xk);
+    int64_t p = p0;
+    for (; p + 16 <= p1; p += 16) {
+        const __m512i iv = i16 ? _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(i16 + p)))
+                               : _mm512_loadu_si512(i32 + p);
+        const __m512 yv = _mm512_fmadd_ps(xv, _mm512_loadu_ps(val + p), _mm512_i32gather_ps(iv, y, 4));
+        _mm512_i32scatter_ps(y, iv, yv, 4);
+    }
+    if (p < p1) {
+        const __mmask16 m = (__mmask16)((1u << (p1 - p)) - 1u);
+        const __m512i iv = i16 ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, i16 + p))
+                               : _mm512_maskz_loadu_epi32(m, i32 + p);
+        const __m512 yv = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, val + p),
+                                          _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, iv, y, 4));
+        _mm512_mask_i32scatter_ps(y, m, iv, yv, 4);
+    }
+#else
+    if (i16)
+        for (int64_t p = p0; p < p1; p++) y[i16[p]] += xk * val[p];
+    else
+        for (int64_t p = p0; p < p1; p++) y[i32[p]] += xk * val[p];
+#endif
+}
+
+/* 7. One sample, outputs [c0, c1) of it (all of them: c0 = 0, c1 = out): y = b, the scatter of
+   each nonzero input's row (cut to [c0, c1) by binary search when that is not the whole row),
+   ReLU. nzk / nzv: in + VW entries (the sample's nonzero list). Returns the multiply-adds. */
+static inline __attribute__((always_inline)) int64_t
+zs_sample(const float *x, const int64_t *ptr, const uint16_t *i16, const int32_t *i32,
+          const float *val, const float *b, float *y, int64_t in, int64_t out, int64_t c0,
+          int64_t c1, int relu, int32_t *nzk, float *nzv)
+{
+    for (int64_t c = c0; c < c1; c++) y[c] = b ? b[c] : 0.0f;
+    if (c0 >= c1) return 0;
+    int64_t nz = 0, k = 0;
+    for (; k + VW <= in; k += VW) nz += vcompress_nonzero(x + k, (int32_t)k, nzk + nz, nzv + nz);
+    for (; k < in; k++) {
+        nzk[nz] = (int32_t)k;
+        nzv[nz] = x[k];
+        nz += (x[k] != 0.0f);
+    }
+    const int whole = c0 == 0 && c1 == out;
+    int64_t macs = 0;
+    for (int64_t q = 0; q < nz; q++) {
+        const int64_t r = nzk[q];
+        int64_t p0 = ptr[r], p1 = ptr[r + 1];
+        if (!whole) {
+            p0 = zs_lower(i16, i32, p0, p1, c0);
+            p1 = zs_lower(i16, i32, p0, p1, c1);
+        }
+        zs_scatter(i16, i32, val, p0, p1, nzv[q], y);
+        macs += p1 - p0;
+    }
+    if (relu)
+        for (int64_t c = c0; c < c1; c++) y[c] = y[c] < 0.0f ? 0.0f : y[c];   /* NaN kept */
+    return macs;
+}
+
+/* zs_sample specialised for each index width (the branch on i16 leaves the inner loops). */
+static int64_t zs_sample_any(const float *x, const int64_t *ptr, const uint16_t *i16,
+                             const int32_t *i32, const float *val, const float *b, float *y,
+                             int64_t in, int64_t out, int64_t c0, int64_t c1, int relu,
+                             int32_t *nzk, float *nzv)
+{
+    if (i16) return zs_sample(x, ptr, i16, NULL, val, b, y, in, out, c0, c1, relu, nzk, nzv);
+    return zs_sample(x, ptr, NULL, i32, val, b, y, in, out, c0, c1, relu, nzk, nzv);
+}
+
+static int zs_bad(const float *x, const int64_t *ptr, const uint16_t *i16, const int32_t *i32,
+                  const float *val, const float *y, int64_t n, int64_t in, int64_t out)
+{
+    if (n < 0 || in < 0 || out < 0 || in > INT32_MAX || out > INT32_MAX || !ptr) return 1;
+    if (n > 0 && out > 0 && !y) return 1;
+    if (n > 0 && in > 0 && !x) return 1;
+    if (ptr[0] != 0 || ptr[in] < 0) return 1;
+    if (i16 && i32) return 1;
+    if (i16 && out > 65536) return 1;
+    if (ptr[in] > 0 && (!val || (!i16 && !i32))) return 1;
+    return 0;
+}
+
+/* 8. Batched: threads take runs of 16 samples (dynamic: nonzeros vary per sample); each sample
+   scatters into its own output row, which no other thread touches.
+   9. One sample at a time: every thread visits every sample and computes its share of the
+   outputs (whole vectors, as 5); no barrier is needed between samples, as a thread reads only x
+   and writes only its own outputs. */
+int pyann_sparse_zeroskip(const float *x, const int64_t *ptr, const uint16_t *idx16,
+                          const int32_t *idx32, const float *val, const float *b, float *y,
+                          int64_t n, int64_t in, int64_t out, int relu, int one_at_a_time,
+                          int64_t *macs)
+{
+    if (zs_bad(x, ptr, idx16, idx32, val, y, n, in, out)) return PYANN_EINVAL;
+    if (n == 0 || out == 0) return PYANN_OK;
+    int64_t total = 0, fail = 0;
+    #pragma omp parallel num_threads(pyann_team()) reduction(+ : total, fail) if (n > 1 || ptr[in] >= 16384)
+    {
+#ifdef _OPENMP
+        const int me = omp_get_thread_num(), team = omp_get_num_threads();
+#else
+        const int me = 0, team = 1;
+#endif
+        int32_t *nzk = malloc(sizeof(int32_t) * (size_t)(in + VW));
+        float *nzv = malloc(sizeof(float) * (size_t)(in + VW));
+        const int ok = nzk && nzv;
+        if (!ok) fail = 1;
+        if (one_at_a_time) {
+            int64_t c0, c1;
+            share(out, me, team, &c0, &c1);
+            for (int64_t i = 0; ok && i < n; i++)
+                total += zs_sample_any(x + i * in, ptr, idx16, idx32, val, b, y + i * out, in, out,
+                                       c0, c1, relu, nzk, nzv);
+        } else {
+            #pragma omp for schedule(dynamic, 16)
+            for (int64_t i = 0; i < n; i++)
+                if (ok)
+                    total += zs_sample_any(x + i * in, ptr, idx16, idx32, val, b, y + i * out, in,
+                                           out, 0, out, relu, nzk, nzv);
+        }
+        free(nzk);
+        free(nzv);
+    }
+    if (fail) return PYANN_ENOMEM;
+    if (macs) *macs += total;
     return PYANN_OK;
 }

@@ -156,7 +156,7 @@ def _finish(result: np.ndarray, out) -> np.ndarray:
 
 
 _CTYPES = {np.dtype(np.float32): "float[]", np.dtype(np.int32): "int32_t[]", np.dtype(np.uint8): "uint8_t[]",
-           np.dtype(np.int64): "int64_t[]"}
+           np.dtype(np.int64): "int64_t[]", np.dtype(np.uint16): "uint16_t[]"}
 
 
 def _ptr(a: np.ndarray | None):
@@ -738,11 +738,154 @@ def sparse_linear_per_sample(x: np.ndarray, sw: SparseWeights, b: np.ndarray | N
     return _finish(y, out)
 
 
+# ---- sparse x sparse: pruned weights and a ReLU's zero inputs skipped (csrc/sparse.c 7-9) ------
+#
+# The layout is by INPUT (CSR of w, i.e. CSC of w^T): input k lists its kept outputs
+# idx[ptr[k] .. ptr[k + 1]) (strictly ascending) and their weights val. Per sample, each nonzero
+# input x[k] scatters x[k] * w[k, j] into its kept outputs j, so the work is nnz(x) x (kept per
+# input row): both sparsities multiply. An input equal to 0 contributes nothing, whatever its
+# weights (so 0 x Inf is 0 here, not NaN: the kernel equals sparse_zeroskip_reference, which skips
+# the zero inputs too); a NaN or Inf input is nonzero and propagates through its kept weights, and
+# a pruned connection is absent, as for SparseWeights.
+
+INDEX16_MAX_OUT = 65536   # up to this many outputs, the kept-output indices are uint16
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSparseWeights:
+    """A pruned w (in_features, out_features) by input: ptr (in + 1,) int64, idx (nnz,) uint16
+    when out_features <= 65536 (else int32), val (nnz,) float32. Input k keeps the outputs
+    idx[ptr[k]:ptr[k + 1]], strictly ascending. Build with pack_sparse_by_input(w); the
+    constructor checks what C will trust (sizes, ptr, index range and order, dtypes)."""
+    ptr: np.ndarray
+    idx: np.ndarray
+    val: np.ndarray
+    in_features: int
+    out_features: int
+
+    def __post_init__(self):
+        n_in, n_out = int(self.in_features), int(self.out_features)
+        if not (0 <= n_in <= INT32_MAX and 0 <= n_out <= INT32_MAX):
+            raise ValueError(f"InputSparseWeights: sizes ({n_in}, {n_out}) out of range")
+        ptr = check_array("ptr", self.ptr, np.int64, shape=(n_in + 1,))
+        if not isinstance(self.idx, np.ndarray) or self.idx.dtype not in (np.uint16, np.int32):
+            raise ValueError(f"idx must be a numpy.ndarray of uint16 (out_features <= {INDEX16_MAX_OUT}) "
+                             f"or int32, got {getattr(self.idx, 'dtype', type(self.idx).__name__)}")
+        idx = check_array("idx", self.idx, self.idx.dtype, ndim=1)
+        if idx.dtype == np.uint16 and n_out > INDEX16_MAX_OUT:
+            raise ValueError(f"idx is uint16 but out_features = {n_out} > {INDEX16_MAX_OUT}: use int32")
+        val = check_array("val", self.val, np.float32, shape=(idx.shape[0],))
+        if ptr[0] != 0 or ptr[-1] != idx.shape[0] or (np.diff(ptr) < 0).any():
+            raise ValueError("ptr must start at 0, never decrease and end at len(idx)")
+        if idx.size:
+            wide = idx.astype(np.int64)
+            if wide.min() < 0 or wide.max() >= n_out:
+                raise ValueError(f"idx must lie in [0, {n_out})")
+            step = np.diff(wide)
+            starts = ptr[1:-1]                   # a row start may step down from the row before
+            step_ok = step > 0
+            step_ok[starts[(starts > 0) & (starts < idx.size)] - 1] = True
+            if not step_ok.all():
+                raise ValueError("idx must be strictly ascending within each input's row")
+        for name, a in (("ptr", ptr), ("idx", idx), ("val", val)):
+            object.__setattr__(self, name, a)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.idx.shape[0])
+
+    @property
+    def density(self) -> float:
+        return self.nnz / max(self.in_features * self.out_features, 1)
+
+    @property
+    def row_lengths(self) -> np.ndarray:
+        """Kept outputs per input (in,): a nonzero input's multiply-adds."""
+        return np.diff(self.ptr)
+
+    def to_dense(self) -> np.ndarray:
+        """The (in, out) float32 matrix, zeros where pruned."""
+        w = np.zeros((self.in_features, self.out_features), np.float32)
+        w[np.repeat(np.arange(self.in_features), self.row_lengths), self.idx] = self.val
+        return w
+
+
+def pack_sparse_by_input(w: np.ndarray) -> InputSparseWeights:
+    """Pack a pruned w (in, out) float32 by input for the sparse x sparse kernel: row k holds the
+    outputs j with w[k, j] != 0 (ascending) and those weights; uint16 indices up to 65536 outputs."""
+    w = check_array("w", w, np.float32, ndim=2)
+    nz = w != 0
+    ptr = np.zeros(w.shape[0] + 1, np.int64)
+    np.cumsum(nz.sum(axis=1), out=ptr[1:])
+    rows, cols = np.nonzero(nz)               # row-major: by input k, then ascending j
+    dtype = np.uint16 if w.shape[1] <= INDEX16_MAX_OUT else np.int32
+    return InputSparseWeights(ptr, cols.astype(dtype), np.ascontiguousarray(w[rows, cols]), w.shape[0], w.shape[1])
+
+
+def sparse_zeroskip_reference(x: np.ndarray, iw: InputSparseWeights, b: np.ndarray | None = None,
+                              relu: bool = False) -> np.ndarray:
+    """NumPy reference: y[:, j] = b[j] + sum of x[:, k] * w[k, j] over the kept w[k, j] whose
+    input x[:, k] is nonzero (ReLU after). A zero input is skipped (0 x Inf adds nothing), a
+    pruned connection is absent, a NaN or Inf input propagates through its kept weights."""
+    w = iw.to_dense()
+    if np.isfinite(x).all() and np.isfinite(iw.val).all():
+        y = x @ w                              # 0 x finite = 0: skipping changes nothing
+    else:
+        y = np.zeros((x.shape[0], iw.out_features), np.float32)
+        with np.errstate(invalid="ignore", over="ignore"):
+            for k in range(iw.in_features):
+                p0, p1 = iw.ptr[k], iw.ptr[k + 1]
+                if p1 == p0:
+                    continue
+                xk = x[:, k:k + 1]
+                on = (xk != 0)[:, 0]
+                y[np.ix_(on, iw.idx[p0:p1].astype(np.int64))] += xk[on] * iw.val[p0:p1]
+    with np.errstate(invalid="ignore", over="ignore"):
+        if b is not None:
+            y = y + b
+        return (np.maximum(y, 0) if relu else y).astype(np.float32)
+
+
+def sparse_zeroskip_macs_reference(x: np.ndarray, iw: InputSparseWeights) -> int:
+    """Multiply-adds the sparse x sparse kernel executes: per sample, the kept outputs of each
+    of its nonzero inputs."""
+    return int(((x != 0).astype(np.int64) @ iw.row_lengths).sum())
+
+
+def _index_ptrs(iw: InputSparseWeights):
+    """(idx16, idx32) C pointers: the one of iw's index width, NULL for the other."""
+    if iw.idx.dtype == np.uint16:
+        return _ptr(iw.idx), _ext.ffi.NULL
+    return _ext.ffi.NULL, _ptr(iw.idx)
+
+
+def sparse_zeroskip(x: np.ndarray, iw: InputSparseWeights, b: np.ndarray | None = None, relu: bool = False,
+                    one_at_a_time: bool = False, out: np.ndarray | None = None, return_macs: bool = False):
+    """Sparse x sparse layer in C: x (n, in) float32 (typically a ReLU's output, mostly zeros),
+    iw from pack_sparse_by_input(w), b (out,) or None -> y (n, out) = sparse_zeroskip_reference.
+    one_at_a_time: the samples one after the other inside C, both threads on each sample's
+    outputs; else batched (threads split the samples). Returns y, or (y, macs) with return_macs."""
+    if not isinstance(iw, InputSparseWeights):
+        raise ValueError(f"iw must be an InputSparseWeights (pack_sparse_by_input(w)), got {type(iw).__name__}")
+    if b is not None:
+        b = check_array("b", b, np.float32, shape=(iw.out_features,))
+    x = check_array("x", x, np.float32, shape=(None, iw.in_features))
+    n = x.shape[0]
+    y = output_buffer(out, (n, iw.out_features), dict(x=x, b=b, val=iw.val, idx=iw.idx, ptr=iw.ptr))
+    counter = _ext.ffi.new("int64_t *", 0)
+    i16, i32 = _index_ptrs(iw)
+    _call(_lib().pyann_sparse_zeroskip, _ptr(x), _ptr(iw.ptr), i16, i32, _ptr(iw.val), _ptr(b), _ptr(y),
+          n, iw.in_features, iw.out_features, int(bool(relu)), int(bool(one_at_a_time)), counter)
+    y = _finish(y, out)
+    return (y, int(counter[0])) if return_macs else y
+
+
 def sparse_mlp_per_sample(x: np.ndarray, layers, split_images: bool = True, return_macs: bool = False):
     """A whole MLP one sample at a time in C, each layer dense or pruned.
 
-    layers: [(w, b, relu)] with w a dense (in, out) float32 array or a SparseWeights, b (out,) or
-    None. split_images: each thread takes whole samples (True) or both share each layer's
+    layers: [(w, b, relu)] with w a dense (in, out) float32 array, a SparseWeights or an
+    InputSparseWeights (the sparse x sparse kernel: that layer skips its zero inputs), b (out,)
+    or None. split_images: each thread takes whole samples (True) or both share each layer's
     outputs with a barrier per layer (False). Returns y (n, d_L), or (y, macs)."""
     layers = list(layers)
     if not layers:
@@ -751,8 +894,15 @@ def sparse_mlp_per_sample(x: np.ndarray, layers, split_images: bool = True, retu
     ws, ptrs = c.new("float *[]", len(layers)), c.new("int64_t *[]", len(layers))
     idxs, vals = c.new("int32_t *[]", len(layers)), c.new("float *[]", len(layers))
     bs = c.new("float *[]", len(layers))
+    iptrs, i16s = c.new("int64_t *[]", len(layers)), c.new("uint16_t *[]", len(layers))
+    i32s, ivals = c.new("int32_t *[]", len(layers)), c.new("float *[]", len(layers))
     for l, (w, b, _) in enumerate(layers):
-        if isinstance(w, SparseWeights):
+        if isinstance(w, InputSparseWeights):
+            d_in, d_out = w.in_features, w.out_features
+            iptrs[l], ivals[l] = _ptr(w.ptr), _ptr(w.val)
+            i16s[l], i32s[l] = _index_ptrs(w)
+            keep.append(w)
+        elif isinstance(w, SparseWeights):
             d_in, d_out = w.in_features, w.out_features
             ptrs[l], idxs[l], vals[l] = _ptr(w.ptr), _ptr(w.idx), _ptr(w.val)
             keep.append(w)
@@ -775,7 +925,8 @@ def sparse_mlp_per_sample(x: np.ndarray, layers, split_images: bool = True, retu
     y = np.empty((x.shape[0], sizes[-1]), np.float32)
     macs = c.new("int64_t *", 0)
     _call(_lib().pyann_sparse_mlp_per_sample, _ptr(x), _ptr(y), x.shape[0], len(layers), c.new("int64_t[]", sizes),
-          ws, ptrs, idxs, vals, bs, c.new("uint8_t[]", [int(bool(r)) for _, _, r in layers]),
+          ws, ptrs, idxs, vals, iptrs, i16s, i32s, ivals, bs,
+          c.new("uint8_t[]", [int(bool(r)) for _, _, r in layers]),
           int(bool(split_images)), macs)
     del keep
     return (y, int(macs[0])) if return_macs else y

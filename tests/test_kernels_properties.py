@@ -172,3 +172,18 @@ def test_sparse_blocked(case, density, relu):
     bw = K.pack_blocked(w)
     got = K.from_tiles(K.sparse_blocked_tiled(K.to_tiles(x), bw, b, relu), len(x))
     assert_same(got, K.sparse_linear_reference(x, bw.to_sparse(), b, relu), x.shape[1])
+
+
+@given(layers(max_n=70), st.sampled_from([0.0, 0.05, 0.3, 1.0]), st.booleans(), st.booleans())
+def test_sparse_zeroskip(case, density, relu, one_at_a_time):
+    x, w, b, rng = case
+    w[rng.random(w.shape) >= density] = 0          # non-finite weights stay: a zero input skips them
+    iw = K.pack_sparse_by_input(w)
+    want = K.sparse_zeroskip_reference(x, iw, b, relu)
+    y, macs = K.sparse_zeroskip(x, iw, b, relu, one_at_a_time, return_macs=True)
+    assert_same(y, want, x.shape[1])
+    assert macs == K.sparse_zeroskip_macs_reference(x, iw)
+    if x.shape[1]:
+        y, macs2 = K.sparse_mlp_per_sample(x, [(iw, b, relu)], bool(rng.integers(2)), return_macs=True)
+        assert_same(y, want, x.shape[1])
+        assert macs2 == macs

@@ -164,3 +164,183 @@ def test_blocked_errors(rng):
         K.BlockSparseWeights(bw.ptr, bw.idx, bw.val[:-1].copy(), 10, 8)
     with pytest.raises(ValueError, match="must be a BlockSparseWeights"):
         K.sparse_blocked_tiled(K.to_tiles(np.zeros((2, 10), np.float32)), K.pack_sparse(bw.to_dense()))
+
+
+# ---- sparse x sparse: weights by input, the zero inputs skipped (csrc/sparse.c 7-9) -----------
+
+ZS_FORMS = {
+    "batched": lambda x, iw, b, relu: K.sparse_zeroskip(x, iw, b, relu, return_macs=True),
+    "one at a time": lambda x, iw, b, relu: K.sparse_zeroskip(x, iw, b, relu, one_at_a_time=True, return_macs=True),
+    "mlp, split images": lambda x, iw, b, relu: K.sparse_mlp_per_sample(x, [(iw, b, relu)], True, return_macs=True),
+    "mlp, split outputs": lambda x, iw, b, relu: K.sparse_mlp_per_sample(x, [(iw, b, relu)], False, return_macs=True),
+}
+
+
+def _relu_like(rng, n, d, density):
+    x = np.abs(rng.standard_normal((n, d), dtype=np.float32))
+    x[rng.random(x.shape) >= density] = 0
+    return x
+
+
+@pytest.mark.parametrize("form", ZS_FORMS)
+@pytest.mark.parametrize("n, d_in, d_out, density, x_density", [
+    (0, 8, 5, 0.5, 0.5), (1, 784, 300, 0.08, 0.2), (1, 5, 3, 1.0, 1.0), (17, 33, 20, 0.3, 0.15),
+    (64, 100, 10, 0.1, 0.5), (100, 300, 100, 0.02, 0.3), (130, 64, 70, 1.0, 0.1), (3, 40, 9, 0.0, 0.5),
+    (20, 50, 47, 0.2, 0.0), (5, 0, 7, 0.5, 0.5)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_sparse_zeroskip_matches_reference(rng, form, n, d_in, d_out, density, x_density, relu):
+    if d_in == 0 and form.startswith("mlp"):
+        pytest.skip("an MLP's widths are at least 1")
+    w = _pruned(rng, d_in, d_out, density)
+    if d_in > 2 and d_out > 2:
+        w[1, :], w[:, 2] = 0, 0                       # an input with no kept output, an output with no input
+    iw = K.pack_sparse_by_input(w)
+    x = _relu_like(rng, n, d_in, x_density)
+    x[:, ::3] *= -1                                    # negative inputs are nonzero too
+    b = rng.standard_normal(d_out, dtype=np.float32)
+    for bias in (b, None):
+        want = K.dense_reference(x, w, bias, relu)
+        np.testing.assert_allclose(K.sparse_zeroskip_reference(x, iw, bias, relu), want, rtol=1e-4, atol=1e-4)
+        y, macs = ZS_FORMS[form](x, iw, bias, relu)
+        np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+        assert macs == K.sparse_zeroskip_macs_reference(x, iw) == int(((x != 0).astype(np.int64) @ (w != 0).astype(np.int64)).sum())
+
+
+def test_sparse_zeroskip_packing_and_index_widths(rng):
+    w = _pruned(rng, 31, 17, 0.25)
+    iw = K.pack_sparse_by_input(w)
+    np.testing.assert_array_equal(iw.to_dense(), w)
+    assert iw.idx.dtype == np.uint16 and iw.nnz == np.count_nonzero(w)
+    np.testing.assert_array_equal(iw.row_lengths, np.count_nonzero(w, axis=1))
+    assert iw.density == pytest.approx(K.pack_sparse(w).density)
+    assert K.pack_sparse_by_input(np.zeros((3, 65_536), np.float32)).idx.dtype == np.uint16
+    assert K.pack_sparse_by_input(np.zeros((3, 65_537), np.float32)).idx.dtype == np.int32
+    # the same layer with int32 indices (allowed at any width) gives the same result
+    wide = K.InputSparseWeights(iw.ptr, iw.idx.astype(np.int32), iw.val, 31, 17)
+    x = _relu_like(rng, 9, 31, 0.3)
+    np.testing.assert_array_equal(K.sparse_zeroskip(x, wide), K.sparse_zeroskip(x, iw))
+
+
+@pytest.mark.parametrize("form", ZS_FORMS)
+def test_sparse_zeroskip_all_zero_input_and_wide_layers(rng, form):
+    w = _pruned(rng, 50, 40, 0.2)
+    b = rng.standard_normal(40, dtype=np.float32)
+    y, macs = ZS_FORMS[form](np.zeros((5, 50), np.float32), K.pack_sparse_by_input(w), b, False)
+    np.testing.assert_array_equal(y, np.broadcast_to(b, (5, 40)))
+    assert macs == 0
+    many_in = np.zeros((70_000, 3), np.float32)       # more inputs than a 16-bit index reaches
+    many_in[[5, 65_536, 69_999], [0, 1, 2]] = [1.0, 2.0, 3.0]
+    x = rng.standard_normal((4, 70_000), dtype=np.float32)
+    y, _ = ZS_FORMS[form](x, K.pack_sparse_by_input(many_in), None, False)
+    np.testing.assert_allclose(y, x[:, [5, 65_536, 69_999]] * [1.0, 2.0, 3.0], rtol=1e-6)
+    many_out = np.zeros((3, 70_000), np.float32)      # more outputs than uint16 indices reach
+    many_out[[0, 1, 2, 2], [5, 65_536, 69_999, 3]] = [1.0, 2.0, 3.0, 4.0]
+    iw = K.pack_sparse_by_input(many_out)
+    assert iw.idx.dtype == np.int32
+    x = rng.standard_normal((2, 3), dtype=np.float32)
+    y, macs = ZS_FORMS[form](x, iw, None, False)
+    np.testing.assert_allclose(y, K.dense_reference(x, many_out), rtol=1e-6)
+    assert macs == 8
+
+
+def test_sparse_zeroskip_nan_inf_and_zero_times_inf(rng):
+    w = _pruned(rng, 20, 18, 0.3)
+    w[3, :] = 0
+    w[3, 5] = 1.0                                      # input 3 reaches output 5 only
+    w[4, :] = 0
+    w[4, 6] = np.inf                                   # input 4 reaches output 6 with an infinite weight
+    iw = K.pack_sparse_by_input(w)
+    x = _relu_like(rng, 6, 20, 0.5)
+    x[0, 3], x[1, 3] = np.nan, np.inf
+    x[2, 4], x[3, 4] = 0.0, 2.0
+    want = K.sparse_zeroskip_reference(x, iw)
+    assert np.isnan(want[0, 5]) and np.isposinf(want[1, 5])
+    assert np.isfinite(want[2]).all()                 # 0 x Inf skipped with the zero input
+    assert np.isposinf(want[3, 6])
+    assert np.isnan(K.dense_reference(x, w)[2, 6])    # where the dense layer would say NaN
+    for form in ZS_FORMS.values():
+        got, _ = form(x, iw, None, False)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+        fin = np.isfinite(want)
+        np.testing.assert_allclose(got[fin], want[fin], rtol=1e-5, atol=1e-5)
+
+
+def test_sparse_zeroskip_bad_layers_and_arguments(rng):
+    iw = K.pack_sparse_by_input(_pruned(rng, 10, 6, 0.5))
+    assert iw.nnz > 3 and (iw.row_lengths > 1).any()
+    with pytest.raises(ValueError, match=r"idx must lie in \[0, 6\)"):
+        K.InputSparseWeights(iw.ptr, np.full_like(iw.idx, 6), iw.val, 10, 6)
+    k = int(np.argmax(iw.row_lengths > 1))
+    unsorted = iw.idx.copy()
+    p = iw.ptr[k]
+    unsorted[p], unsorted[p + 1] = unsorted[p + 1], unsorted[p]
+    with pytest.raises(ValueError, match="strictly ascending"):
+        K.InputSparseWeights(iw.ptr, unsorted, iw.val, 10, 6)
+    repeated = iw.idx.copy()
+    repeated[p + 1] = repeated[p]
+    with pytest.raises(ValueError, match="strictly ascending"):
+        K.InputSparseWeights(iw.ptr, repeated, iw.val, 10, 6)
+    with pytest.raises(ValueError, match="ptr must start at 0"):
+        K.InputSparseWeights(iw.ptr[::-1].copy(), iw.idx, iw.val, 10, 6)
+    with pytest.raises(ValueError, match="ptr must have shape"):
+        K.InputSparseWeights(iw.ptr[:-1].copy(), iw.idx, iw.val, 10, 6)
+    with pytest.raises(ValueError, match="idx must be a numpy.ndarray of uint16"):
+        K.InputSparseWeights(iw.ptr, iw.idx.astype(np.int64), iw.val, 10, 6)
+    with pytest.raises(ValueError, match="idx is uint16 but out_features"):
+        K.InputSparseWeights(iw.ptr, iw.idx, iw.val, 10, 70_000)
+    with pytest.raises(ValueError, match="val must have shape"):
+        K.InputSparseWeights(iw.ptr, iw.idx, iw.val[:-1].copy(), 10, 6)
+    with pytest.raises(ValueError, match="must be an InputSparseWeights"):
+        K.sparse_zeroskip(np.zeros((2, 10), np.float32), K.pack_sparse(iw.to_dense()))
+    with pytest.raises(ValueError, match="x must have shape"):
+        K.sparse_zeroskip(np.zeros((2, 9), np.float32), iw)
+    with pytest.raises(ValueError, match="x must have dtype float32"):
+        K.sparse_zeroskip(np.zeros((2, 10)), iw)
+    with pytest.raises(ValueError, match="x must be C-contiguous"):
+        K.sparse_zeroskip(np.zeros((10, 2), np.float32).T, iw)
+    with pytest.raises(ValueError, match="b must have shape"):
+        K.sparse_zeroskip(np.zeros((2, 10), np.float32), iw, np.zeros(5, np.float32))
+    x = np.zeros((4, 10), np.float32)
+    with pytest.raises(ValueError, match="out must not share memory with x"):
+        K.sparse_zeroskip(x, iw, out=x.reshape(-1)[:24].reshape(4, 6))
+    out = np.full((4, 6), np.nan, np.float32)
+    assert K.sparse_zeroskip(x, iw, out=out) is out and not out.any()
+    with pytest.raises(ValueError, match="has 10 inputs but layer 0 has 6"):
+        K.sparse_mlp_per_sample(x, [(iw, None, True), (iw, None, False)])
+
+
+def test_sparse_zeroskip_c_refuses_bad_sizes():
+    """The C entry point's own checks: an error code, never a crash, for what the wrapper stops."""
+    lib, ffi = K._lib(), K._ext.ffi
+    ptr = ffi.new("int64_t[]", [0, 1, 1])
+    idx16, idx32 = ffi.new("uint16_t[]", [0]), ffi.new("int32_t[]", [0])
+    val, x, y = ffi.new("float[]", [1.0]), ffi.new("float[]", 4), ffi.new("float[]", 4)
+    ok = lambda *a: lib.pyann_sparse_zeroskip(*a)
+    assert ok(x, ptr, idx16, ffi.NULL, val, ffi.NULL, y, 2, 2, 2, 0, 0, ffi.NULL) == K._lib().PYANN_OK
+    assert y[0] == x[0] and y[1] == 0
+    for n, d_in, d_out in ((-1, 2, 2), (2, -1, 2), (2, 2, -1), (2, 2, 2**31)):
+        assert ok(x, ptr, idx16, ffi.NULL, val, ffi.NULL, y, n, d_in, d_out, 0, 0, ffi.NULL) == lib.PYANN_EINVAL
+    assert ok(x, ptr, idx16, idx32, val, ffi.NULL, y, 2, 2, 2, 0, 0, ffi.NULL) == lib.PYANN_EINVAL   # both widths
+    assert ok(x, ptr, ffi.NULL, ffi.NULL, val, ffi.NULL, y, 2, 2, 2, 0, 1, ffi.NULL) == lib.PYANN_EINVAL
+    assert ok(x, ptr, idx16, ffi.NULL, val, ffi.NULL, y, 2, 2, 70_000, 0, 0, ffi.NULL) == lib.PYANN_EINVAL
+    assert ok(x, ffi.NULL, idx16, ffi.NULL, val, ffi.NULL, y, 2, 2, 2, 0, 0, ffi.NULL) == lib.PYANN_EINVAL
+    assert ok(ffi.NULL, ptr, idx16, ffi.NULL, val, ffi.NULL, y, 2, 2, 2, 0, 0, ffi.NULL) == lib.PYANN_EINVAL
+
+
+def test_sparse_mlp_per_sample_mixes_all_three_layer_kinds(rng):
+    sizes = [37, 50, 17, 64, 10]
+    ws = [_pruned(rng, a, b, d) for a, b, d in zip(sizes, sizes[1:], (0.3, 0.2, 1.0, 0.1))]
+    bs = [rng.standard_normal(b, dtype=np.float32) for b in sizes[1:]]
+    relus = [True, True, True, False]
+    x = rng.standard_normal((40, 37), dtype=np.float32)
+    hs, want = [x], x
+    for w, b, r in zip(ws, bs, relus):
+        want = K.dense_reference(want, w, b, r)
+        hs.append(want)
+    packs = [K.pack_sparse(ws[0]), K.pack_sparse_by_input(ws[1]), ws[2], K.pack_sparse_by_input(ws[3])]
+    for split_images in (True, False):
+        y, macs = K.sparse_mlp_per_sample(x, list(zip(packs, bs, relus)), split_images, return_macs=True)
+        np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+        assert macs == (40 * (np.count_nonzero(ws[0]) + ws[2].size) + K.sparse_zeroskip_macs_reference(hs[1], packs[1])
+                        + K.sparse_zeroskip_macs_reference(hs[3], packs[3]))
