@@ -50,8 +50,8 @@ def cmd_substitution_study(args) -> int:
 
 def _estimate(preset) -> int:
     from ..parallel import available_cores
-    from .presets import count_trials, describe_plan, plan, time_steps
-    p = plan(preset, time_steps(preset), count_trials(preset))
+    from .presets import count_trials, describe_plan, plan, time_lana, time_steps
+    p = plan(preset, time_steps(preset), count_trials(preset), lana=time_lana(preset))
     print(describe_plan(preset, p, cores=available_cores()))
     return 0
 

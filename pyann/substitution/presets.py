@@ -208,6 +208,40 @@ def time_steps(preset: Preset, steps: int = 3, threads: int = 1) -> dict:
             "steps_timed": steps, "batch_size": preset.batch_size, "blas_threads": threads}
 
 
+def time_lana(preset: Preset, steps: int = 1, images: int = 16) -> dict:
+    """CPU seconds (one BLAS thread) of one LANA step of the preset (a teacher pass of lana_batch
+    images and an Adam step of every trained candidate at every position: the difference between
+    lana_initialise with `steps` steps and with none) and of scoring one test image with every
+    candidate (lana_scores over `images` images), on a randomly initialised network of the
+    preset's shape: the cost does not depend on the weights."""
+    from threadpoolctl import threadpool_limits
+
+    from .. import nn
+    from .lana import lana_initialise, lana_scores
+    teacher = nn.build("wrn", depth=preset.depth, width=preset.width, input_size=preset.input_size, rng=0)
+    pairs = [(p, n) for p, n in _pairs(preset, teacher)]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4 * preset.lana_batch, 3, preset.input_size, preset.input_size)).astype(np.float32)
+    with threadpool_limits(limits=1, user_api="blas"):
+        costs = []
+        for k in (0, steps):
+            t0 = time.process_time()
+            config = dataclasses.replace(preset.lana_config(), steps=k)
+            entries = lana_initialise(teacher, x, pairs, config, progress=False)
+            costs.append(time.process_time() - t0)
+        t0 = time.process_time()
+        lana_scores(teacher, entries, x[:images], rng.integers(0, 10, images), batch_size=images)
+        score_image = (time.process_time() - t0) / images
+    return {"lana_step_seconds": max(costs[1] - costs[0], 0.0) / steps, "lana_setup_seconds": costs[0],
+            "score_image_seconds": score_image, "pairs": len(pairs), "clock": "cpu", "blas_threads": 1}
+
+
+def _pairs(preset: Preset, teacher):
+    from .candidates import is_available
+    return [(p, n) for p in preset.positions for n in preset.candidates
+            if is_available(n, *teacher.block_shapes[p - 1])]
+
+
 def trial_minutes(preset: Preset, timing: dict, train_images: int, test_images: int) -> float:
     """One trial: every fine-tuning epoch's steps, and a test pass at each checkpoint."""
     steps = math.ceil(train_images / preset.batch_size) * preset.epochs
@@ -216,26 +250,38 @@ def trial_minutes(preset: Preset, timing: dict, train_images: int, test_images: 
 
 
 def plan(preset: Preset, timing: dict, trials: int, workers=(2, 8, 32, 128), train_images: int = 50000,
-         test_images: int = 10000) -> dict:
+         test_images: int = 10000, lana: Optional[dict] = None) -> dict:
     """How the trials' time divides over N single-threaded trial workers (measured per-step times,
-    extrapolated): a trial does not split, so N workers take ceil(trials / N) rounds."""
+    extrapolated): a trial does not split, so N workers take ceil(trials / N) rounds. With `lana`
+    (time_lana), also the LANA phase and its scores, which run on the study's own machine."""
     train_images = preset.train_images or train_images
     test_images = preset.test_images or test_images
     one = trial_minutes(preset, timing, train_images, test_images)
-    return {"timing": timing, "trials": trials, "train_images": train_images, "test_images": test_images,
-            "trial_minutes": one,
-            "workers": {str(n): math.ceil(trials / n) * one for n in workers}}
+    out = {"timing": timing, "trials": trials, "train_images": train_images, "test_images": test_images,
+           "trial_minutes": one, "workers": {str(n): math.ceil(trials / n) * one for n in workers}}
+    if lana is not None:
+        out["lana"] = lana
+        out["lana_minutes"] = (lana["lana_setup_seconds"] + preset.lana_steps * lana["lana_step_seconds"]) / 60
+        out["scores_minutes"] = test_images * lana["score_image_seconds"] / 60
+    return out
 
 
 def describe_plan(preset: Preset, p: dict, cores: int = 2) -> str:
     """One paragraph from plan(): the measured step, a trial, one machine with `cores` cores, N workers."""
     t = p["timing"]
-    hours = lambda m: f"{m / 60:,.1f} h" if m >= 90 else f"{m:,.0f} min"  # noqa: E731
+    hours = lambda m: f"{m / 60:,.1f} h" if m >= 90 else f"{m:,.1f} min"  # noqa: E731
     spread = ", ".join(f"{n} workers {hours(m)}" for n, m in p["workers"].items() if n != str(cores))
-    return (f"{preset.name} preset (WRN-{preset.depth}-{preset.width}): a training step of batch {t['batch_size']} "
+    one_machine = math.ceil(p["trials"] / cores) * p["trial_minutes"]
+    text = (f"{preset.name} preset (WRN-{preset.depth}-{preset.width}): a training step of batch {t['batch_size']} "
             f"measured at {t['step_seconds']:.2f} s with {t['blas_threads']} BLAS thread(s), evaluation "
             f"{1000 * t['eval_image_seconds']:.1f} ms per image; one trial ({preset.epochs} epochs over "
             f"{p['train_images']:,} images, {len(preset.checkpoints)} test passes over {p['test_images']:,}) "
-            f"~{hours(p['trial_minutes'])}; its {p['trials']} trials take ~{hours(p['workers'].get(str(cores), 0))} "
-            f"on one {cores}-core machine ({cores} single-threaded trial workers), {spread} "
-            f"(trials only: the teacher and the LANA phase come on top).")
+            f"~{hours(p['trial_minutes'])}; its {p['trials']} trials take ~{hours(one_machine)} on one {cores}-core "
+            f"machine ({cores} single-threaded trial workers), {spread}")
+    if "lana_minutes" in p:
+        text += (f"; on top, in the study's own process: LANA {preset.lana_steps} steps at "
+                 f"{p['lana']['lana_step_seconds']:.1f} s ~{hours(p['lana_minutes'])} and its scores "
+                 f"~{hours(p['scores_minutes'])} (one thread; the teacher's training apart).")
+    else:
+        text += " (trials only: the teacher and the LANA phase come on top)."
+    return text

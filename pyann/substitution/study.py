@@ -80,8 +80,9 @@ def load_data(preset: Preset, data=None, root=None, seed: int = 0):
     return load_cifar10(root=root, allow_unofficial=True)
 
 
-def describe_data(data) -> str:
-    """results.json's "data" line: what the study ran on and whether it is the official files."""
+def describe_data(data, with_path: bool = True) -> str:
+    """results.json's "data" line: what the study ran on and whether it is the official files
+    (and where it was read from, unless with_path is False: a moved copy is the same data)."""
     name = {"cifar10": "CIFAR-10"}.get(getattr(data, "name", ""), getattr(data, "name", "in-memory data"))
     official = getattr(data, "official", None)
     if official is True:
@@ -91,7 +92,7 @@ def describe_data(data) -> str:
     else:
         status = "not the official files" if official is False else "provenance unknown"
     where = getattr(data, "source_path", None)
-    return f"{name} ({status})" + (f": {where}" if where else "")
+    return f"{name} ({status})" + (f": {where}" if where and with_path else "")
 
 
 def prepared(preset: Preset, data) -> dict:
@@ -299,7 +300,7 @@ def plan_phase(preset: Preset, out: Path, log) -> dict:
     """{name: measured plan} for each of the preset's plan_presets (presets.time_steps, .plan):
     a few timed training steps of that preset's network extrapolated to its trials, on one
     machine and on N workers. Timed once, before the trials load the cores; kept in DIR/plan.json."""
-    from .presets import count_trials, describe_plan, plan, time_steps
+    from .presets import count_trials, describe_plan, plan, time_lana, time_steps
     from ..parallel import available_cores
     path = out / "plan.json"
     if path.exists():
@@ -307,7 +308,8 @@ def plan_phase(preset: Preset, out: Path, log) -> dict:
     plans = {}
     for name in preset.plan_presets:
         other = get_preset(name)
-        p = plan(other, time_steps(other, steps=2 if other.depth > 16 else 3), count_trials(other))
+        p = plan(other, time_steps(other, steps=2 if other.depth > 16 else 3), count_trials(other),
+                 lana=time_lana(other))
         p["text"] = describe_plan(other, p, cores=available_cores())
         log(p["text"])
         plans[name] = p
@@ -513,7 +515,7 @@ def _study(preset: Preset, out: Path, executor, *, root, cache, data, budget_ms,
     log(f"teacher: WRN-{teacher.depth}-{teacher.width}, {teacher_record['source']}")
     pairs = substitutions(teacher, preset, only)
     _check_identity(out, {"format": FORMAT, "preset": preset.to_dict(), "seed": seed,
-                          "pairs": [list(p) for p in pairs], "data": describe_data(data)})
+                          "pairs": [list(p) for p in pairs], "data": describe_data(data, with_path=False)})
     t0 = time.perf_counter()
     teacher_acc = _teacher_accuracy(teacher, arrays, preset, out)
     teacher_record.update(accuracy=teacher_acc, test_images=int(len(arrays["y_test"])))

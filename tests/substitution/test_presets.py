@@ -77,7 +77,17 @@ def test_measured_plan_divides_trials_into_whole_rounds():
     assert one == pytest.approx((steps * timing["step_seconds"] + evals * timing["eval_image_seconds"]) / 60)
     assert p["workers"] == pytest.approx({"1": 5 * one, "2": 3 * one, "8": one})
     text = presets.describe_plan(presets.SMOKE, p)
-    assert "measured" in text and "5 trials" in text and "8 workers" in text
+    assert "measured" in text and "5 trials" in text and "8 workers" in text and "come on top" in text
+
+
+def test_measured_lana_cost_enters_the_plan():
+    lana = presets.time_lana(presets.SMOKE)
+    assert lana["pairs"] == 19 and lana["lana_step_seconds"] > 0 and lana["score_image_seconds"] > 0
+    timing = {"step_seconds": 1.0, "eval_image_seconds": 0.01, "batch_size": 32, "blas_threads": 1}
+    p = presets.plan(presets.SMOKE, timing, trials=4, lana=lana)
+    assert p["lana_minutes"] == pytest.approx((lana["lana_setup_seconds"] + 4 * lana["lana_step_seconds"]) / 60)
+    assert p["scores_minutes"] == pytest.approx(64 * lana["score_image_seconds"] / 60)
+    assert "LANA 4 steps" in presets.describe_plan(presets.SMOKE, p)
 
 
 def test_trial_count_of_each_preset():

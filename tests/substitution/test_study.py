@@ -183,6 +183,7 @@ def test_plan_phase_records_measured_plans_once(tmp_path):
     plans = study.plan_phase(dataclasses.replace(TINY, plan_presets=("smoke",)), tmp_path, logged.append)
     p = plans["smoke"]
     assert p["timing"]["step_seconds"] > 0 and p["trials"] == 20 and "measured at" in p["text"] and logged == [p["text"]]
+    assert p["lana"]["lana_step_seconds"] > 0 and p["lana_minutes"] > 0 and "LANA 4 steps" in p["text"]
     assert json.loads((tmp_path / "plan.json").read_text()) == plans
     assert study.plan_phase(TINY, tmp_path, logged.append) == plans   # kept: a resumed study does not re-time
 
