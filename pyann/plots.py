@@ -594,3 +594,76 @@ def plot_allocation_accuracy(points: Sequence[Mapping], retrained: Sequence[Mapp
     _legend_below(fig, ax, ncols=2)
     place_point_labels(fig, ax, labels)
     return fig
+
+
+def plot_sparse_speedup(panels: Sequence[Mapping], reference: str = "NumPy/OpenBLAS dense",
+                        title: str = "Sparse layer speedup against dense") -> Figure:
+    """Speedup against a dense reference (x, log) vs weight density (%, log), one panel per
+    entry of `panels` (a layer shape in a mode): {"title", "series": [{"label", "densities"
+    (fractions), "speedups", "break_even" (a density, or None when outside the measured range)}],
+    "references": {label: speedup} drawn as dotted horizontal lines}; a series may carry
+    "break_even_text" ("above 60 %") for the key. The reference itself is the solid line at 1;
+    each series' break-even is a diamond on it, and a small key in the panel (where it covers the
+    fewest points) gives each series' break-even density in its colour and marker. One legend
+    under the panels names the series; a series keeps its colour in every panel."""
+    if not panels:
+        raise ValueError("plot_sparse_speedup needs at least one panel")
+    labels = list(dict.fromkeys(s["label"] for p in panels for s in p["series"]))
+    refs = list(dict.fromkeys(k for p in panels for k in p.get("references", {})))
+    from matplotlib import colormaps
+    from matplotlib.lines import Line2D
+    colors = {label: colormaps["tab10"](i) for i, label in enumerate(labels)}
+    markers = dict(zip(labels, "osv^<>Ph*"))
+    cols = 2 if len(panels) > 1 else 1
+    rows = -(-len(panels) // cols)
+    fig = _figure(5.2 * cols, 3.6 * rows + 1.0)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    ys, xs = [1.0], []
+    for p in panels:
+        for s in p["series"]:
+            ys += list(s["speedups"])
+            xs += [100 * d for d in s["densities"]]
+        ys += list(p.get("references", {}).values())
+    lo, hi = min(ys) / 1.4, max(ys) * 1.4
+    for ax, p in zip(axes, panels):
+        ax.axhline(1.0, color="black", linewidth=1.2, label=f"{reference} (= 1)")
+        for k, (name, v) in enumerate(p.get("references", {}).items()):
+            ax.axhline(v, color="gray", linestyle=(0, (1, 1.5 + k)), linewidth=1.2, label=f"{name} ({v:.2f}x)"
+                       if len(panels) == 1 else name)
+        keys = []   # the panel's break-even densities, one entry per series in its colour and marker
+        for s in p["series"]:
+            c = colors[s["label"]]
+            ax.plot([100 * d for d in s["densities"]], s["speedups"], marker=markers[s["label"]], markersize=4,
+                    color=c, label=s["label"])
+            be = s.get("break_even")
+            if be is not None:
+                ax.plot([100 * be], [1.0], marker="D", markersize=7, color=c, markeredgecolor="black",
+                        linestyle="none", zorder=4)
+            text = s.get("break_even_text") or (f"{100 * be:.3g} %" if be is not None else "outside the range")
+            keys.append((Line2D([], [], marker=markers[s["label"]], markersize=4, color=c), text))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(lo, hi)
+        from matplotlib.ticker import FixedLocator, NullLocator
+        ax.xaxis.set_major_locator(FixedLocator(sorted(set(xs))))   # at the measured densities
+        ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
+        ax.xaxis.set_minor_locator(NullLocator())
+        _plain_log_ticks(ax, [lo, hi], axis="y")
+        ax.set_title(p["title"], fontsize=10)
+        ax.set_xlabel("weight density (%, log)")
+        ax.set_ylabel(f"speedup vs {reference.split('/')[-1]} (x)")
+        ax.grid(alpha=0.3, which="both")
+        if keys:   # inside the panel where it covers the fewest points ("best"): the values, not the series
+            ax.add_artist(ax.legend([h for h, _ in keys], [t for _, t in keys], title="break-even", loc="best",
+                                    fontsize=7, title_fontsize=7, framealpha=0.9))
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    handles = {}
+    for ax in axes[:len(panels)]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    handles["break-even: sparse as fast as the reference"] = Line2D([], [], marker="D", color="gray",
+                                                                    markeredgecolor="black", linestyle="none")
+    fig.legend(list(handles.values()), list(handles.keys()), loc="outside lower center", ncols=2, fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    return fig

@@ -100,3 +100,50 @@ def test_training_curve_against_wall_clock_with_stages_shaded():
     (x1,), (x2,) = finals[0].get_xdata(), finals[1].get_xdata()
     assert 6.0 < x1 < x2 and [f.get_ydata()[0] for f in finals] == [54.5, 55.5]   # after the last epoch, apart
     assert plots.legends(fig)[0].get_texts()[1].get_text() == "test (first 2000 images)"
+
+
+def _speedup_panels():
+    dens = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6]
+    def series(label, k, be):
+        return {"label": label, "densities": dens, "speedups": [k / d for d in dens], "break_even": be}
+    return [{"title": "784x300 layer, batched",
+             "series": [series("pyann sparse, unstructured", 0.25, 0.25), series("scipy.sparse CSR, unstructured", 0.05, 0.05),
+                        series("pyann 4x1 blocked, 4x1-pruned weights", 0.7, None)],
+             "references": {"pyann dense": 0.9}},
+            {"title": "784x300 layer, one image at a time",
+             "series": [series("pyann sparse, unstructured", 0.1, 0.1)], "references": {"pyann dense": 1.3}},
+            {"title": "512x512 layer, batched", "series": [series("pyann sparse, unstructured", 0.3, 0.3)],
+             "references": {"pyann dense": 1.0}}]
+
+
+def test_plot_sparse_speedup_panels_break_even_and_legend(tmp_path):
+    fig = plots.plot_sparse_speedup(_speedup_panels(), title="t")
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 3 and len(fig.axes) == 4             # 2x2 grid, the spare panel hidden
+    ax = visible[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log" and "density" in ax.get_xlabel()
+    assert ax.get_title() == "784x300 layer, batched"
+    # the measured densities are the x ticks, written plainly
+    assert [t for t in ax.get_xticks()] == pytest.approx([1, 2, 5, 10, 20, 30, 40, 60])
+    # each series with a break-even has a diamond on the speedup-1 line at its density (in %)
+    diamonds = [line for line in ax.lines if line.get_marker() == "D"]
+    assert sorted(line.get_xdata()[0] for line in diamonds) == pytest.approx([5, 25])
+    assert all(line.get_ydata()[0] == 1.0 for line in diamonds)
+    # the panel's key gives each series' break-even: the density, or why there is none
+    keys = [a for a in ax.artists if hasattr(a, "get_texts")] or [ax.get_legend()]
+    texts = [t.get_text() for k in keys for t in k.get_texts()]
+    assert texts == ["25 %", "5 %", "outside the range"]
+    # a series keeps its colour across panels
+    colour = lambda a, name: next(l.get_color() for l in a.lines if l.get_label() == name)
+    assert colour(visible[0], "pyann sparse, unstructured") == colour(visible[2], "pyann sparse, unstructured")
+    # one legend for the figure, naming every series once, under the panels (covering none)
+    (legend,) = fig.legends
+    names = [t.get_text() for t in legend.get_texts()]
+    assert len(names) == len(set(names)) and "scipy.sparse CSR, unstructured" in names
+    assert any(n.startswith("break-even") for n in names)
+    renderer = plots._renderer(fig)
+    box = legend.get_window_extent(renderer)
+    assert not any(box.overlaps(a.get_window_extent(renderer)) for a in visible)
+    assert plots.save_figure(fig, tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError):
+        plots.plot_sparse_speedup([])
