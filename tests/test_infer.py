@@ -200,16 +200,24 @@ def test_sparse_plan_matches_the_model(choice, mode, split):
     plan = infer.compile(model, "sparse", mode=mode, split=split, layer_kernels=choice)
     np.testing.assert_allclose(plan.run(x), model.forward(x), rtol=1e-4, atol=1e-5)
     kinds = [type(l.sparse).__name__ if l.sparse is not None else "dense" for l in plan.layers]
-    kinds = [{"SparseWeights": "sparse", "BlockSparseWeights": "blocked"}.get(k, k) for k in kinds]
+    kinds = [{"SparseWeights": "sparse", "BlockSparseWeights": "blocked", "InputSparseWeights": "sparse_zeroskip"}.get(k, k)
+             for k in kinds]
     if choice is not None:
         assert kinds == choice
     else:   # measured: each layer records every candidate's timing and took the fastest
-        for l, kind in zip(plan.layers, kinds):
+        for i, (l, kind) in enumerate(zip(plan.layers, kinds)):
             want = {"dense", "sparse"} | ({"blocked"} if mode == "batched" and l.w.shape[1] % 4 == 0 else set())
+            want |= {"sparse_zeroskip"} if i > 0 else set()   # input from a ReLU
             assert set(l.timing) == want and kind == min(l.timing, key=l.timing.get)
     padded = 192 if mode == "batched" else 130   # batched: a sparse layer's padding samples count too
-    want = sum(padded * l.sparse.nnz if l.sparse is not None else 130 * l.w.size for l in plan.layers)
-    assert plan.last_macs == want
+    hs = [x]
+    for l in plan.layers[:-1]:
+        hs.append(kernels.dense_reference(hs[-1], l.w, l.b, l.relu))
+    want = sum(kernels.sparse_zeroskip_macs_reference(h, l.sparse) if isinstance(l.sparse, kernels.InputSparseWeights)
+               else padded * l.sparse.nnz if l.sparse is not None else 130 * l.w.size for l, h in zip(plan.layers, hs))
+    # sparse x sparse counts the nonzero inputs: a hidden value within rounding of 0 may go either way
+    slack = sum(l.w.shape[1] for l in plan.layers if isinstance(l.sparse, kernels.InputSparseWeights))
+    assert abs(plan.last_macs - want) <= slack
     lines = plan.describe().splitlines()
     assert len(lines) == 4 and "weight density" in lines[1] and f"kernel {kinds[0]}" in lines[1]
     assert plan.run(x[:0]).shape == (0, 10)

@@ -11,23 +11,44 @@ from .. import kernels
 SPARSE_CALIBRATION = 512   # samples timed per layer when choosing sparse or dense
 
 
-def choose_sparse(layers, forced, mode: str, split: str, dense: str = "pyann") -> None:
+def choose_sparse(layers, forced, mode: str, split: str, dense: str = "pyann", zeroskip=None,
+                  calibration=None) -> None:
     """Give each layer its sparse packing where a sparse kernel is faster, in place.
 
-    The choice is measured, not guessed: on SPARSE_CALIBRATION random samples, each candidate
-    for that layer in the plan's mode (batched: pyann's dense kernel, the tiled sparse kernel and,
-    when the outputs divide into blocks of 4, the 4x1 blocked one, the tile conversion included;
-    one image at a time: the one-layer per-sample loop dense or sparse), timed round-robin, the
-    median of 5 each, so that a busy machine slows them alike. Forced entries skip the measurement.
+    The choice is measured, not guessed: on SPARSE_CALIBRATION samples, each candidate for that
+    layer in the plan's mode (batched: pyann's dense kernel, the tiled sparse kernel and, when the
+    outputs divide into blocks of 4, the 4x1 blocked one, the tile conversion included; one image
+    at a time: the one-layer per-sample loop dense or sparse), timed round-robin, the median of 5
+    each, so that a busy machine slows them alike. Forced entries skip the measurement.
     dense: the dense candidate, "pyann" (kernels.dense) or "numpy" (x @ w, OpenBLAS) - what the
-    plan would run instead. Each layer needs .w (in, out), .b, .relu; gets .sparse and .timing."""
+    plan would run instead. Each layer needs .w (in, out), .b, .relu; gets .sparse and .timing.
+
+    zeroskip (MLPs): per layer, True where its input comes from a ReLU; those layers also get the
+    sparse x sparse candidate "sparse_zeroskip" (kernels.sparse_zeroskip, weights by input, the
+    zero inputs skipped; batched, or through the per-sample loop one image at a time). Its speed
+    depends on the input's zeros, so with zeroskip given every layer is timed on the input it
+    would really see: `calibration` (n, in of layer 0; e.g. training images) or standard normal
+    noise, passed through the layers before it (dense NumPy, ReLU where the layer has one). Such a
+    layer records .expected_macs: its executed multiply-adds per calibration sample."""
     if forced is not None and len(forced) != len(layers):
         raise ValueError(f"layer_kernels needs one entry per weighted layer (Conv2d or Linear, {len(layers)}), got {len(forced)}")
+    if zeroskip is not None and len(zeroskip) != len(layers):
+        raise ValueError(f"zeroskip needs one flag per layer ({len(layers)}), got {len(zeroskip)}")
     rng = np.random.default_rng(0)
+    h = None
+    if zeroskip is not None:
+        h = rng.standard_normal((SPARSE_CALIBRATION, layers[0].w.shape[0]), dtype=np.float32) \
+            if calibration is None else np.ascontiguousarray(calibration, np.float32)
+        if h.ndim != 2 or h.shape[1] != layers[0].w.shape[0] or not len(h):
+            raise ValueError(f"calibration must be (n >= 1, {layers[0].w.shape[0]}) inputs, got shape {h.shape}")
     for i, l in enumerate(layers):
         force = None if forced is None else forced[i]
-        allowed = ("sparse", "dense") + (("blocked",) if mode == "batched" else ())
+        zs = bool(zeroskip[i]) if zeroskip is not None else False
+        allowed = ("sparse", "dense") + (("blocked",) if mode == "batched" else ()) + (("sparse_zeroskip",) if zs else ())
         if force not in (None,) + allowed:
+            if force == "sparse_zeroskip" and zeroskip is not None:
+                raise ValueError(f"layer_kernels[{i}]: 'sparse_zeroskip' needs a layer whose input comes "
+                                 f"from a ReLU; layer {i}'s does not")
             raise ValueError(f"layer_kernels[{i}] must be None or one of {allowed} in mode {mode}, got {force!r}")
         blockable = mode == "batched" and l.w.shape[1] % kernels.SPARSE_BLOCK == 0
         if force == "blocked" and not blockable:
@@ -36,8 +57,10 @@ def choose_sparse(layers, forced, mode: str, split: str, dense: str = "pyann") -
         packed = {"sparse": kernels.pack_sparse(l.w)}
         if blockable and force in (None, "blocked"):
             packed["blocked"] = kernels.pack_blocked(l.w)
+        if zs and force in (None, "sparse_zeroskip"):
+            packed["sparse_zeroskip"] = kernels.pack_sparse_by_input(l.w)
+        x = h if h is not None else rng.standard_normal((SPARSE_CALIBRATION, l.w.shape[0]), dtype=np.float32)
         if force is None:
-            x = rng.standard_normal((SPARSE_CALIBRATION, l.w.shape[0]), dtype=np.float32)
             if mode == "batched":
                 tiled = lambda run, pw: lambda: kernels.from_tiles(run(kernels.to_tiles(x), pw, l.b, l.relu), len(x))
                 dense_run = (lambda: kernels.dense(x, l.w, l.b, relu=l.relu)) if dense == "pyann" \
@@ -46,12 +69,27 @@ def choose_sparse(layers, forced, mode: str, split: str, dense: str = "pyann") -
                               "sparse": tiled(kernels.sparse_linear_tiled, packed["sparse"])}
                 if "blocked" in packed:
                     candidates["blocked"] = tiled(kernels.sparse_blocked_tiled, packed["blocked"])
+                if "sparse_zeroskip" in packed:
+                    candidates["sparse_zeroskip"] = lambda: kernels.sparse_zeroskip(x, packed["sparse_zeroskip"], l.b, l.relu)
             else:
                 one = lambda w: lambda: kernels.sparse_mlp_per_sample(x, [(w, l.b, l.relu)], split_images=split == "images")
                 candidates = {"dense": one(l.w), "sparse": one(packed["sparse"])}
+                if "sparse_zeroskip" in packed:
+                    candidates["sparse_zeroskip"] = one(packed["sparse_zeroskip"])
             l.timing = round_robin(candidates)
             force = min(l.timing, key=l.timing.get)
+        if zeroskip is not None:
+            l.timing_samples = len(x)
+        if "sparse_zeroskip" in packed:
+            l.expected_macs = kernels.sparse_zeroskip_macs_reference(x, packed["sparse_zeroskip"]) / len(x)
         l.sparse = packed.get(force)
+        if h is not None and i + 1 < len(layers):   # the next layer's calibration input
+            h = x @ l.w
+            if l.b is not None:
+                h += l.b
+            if l.relu:
+                np.maximum(h, 0, out=h)
+            h = np.ascontiguousarray(h, np.float32)
 
 
 def round_robin(fns: dict, rounds: int = 5) -> dict:

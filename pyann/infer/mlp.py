@@ -13,9 +13,11 @@ plan (the kernel family):
     "zeroskip"  the exact zero-skipping kernel at every layer; no predictor
     "combined"  zero skipping at every layer and the predictor's mask at its layers
     "sparse"    for a pruned model: each layer runs the sparse kernel (weights by output neuron,
-                activations in tiles of 64 samples) or pyann's dense kernel, whichever measured
-                faster on this machine for that layer at compile time, in the plan's mode
-                (layer_kernels= forces it)
+                activations in tiles of 64 samples), the 4x1 blocked one (batched), pyann's dense
+                kernel or - where the layer's input comes from a ReLU - the sparse x sparse
+                kernel "sparse_zeroskip" (weights by input, the ReLU's zero inputs skipped too),
+                whichever measured fastest on this machine for that layer at compile time, in
+                the plan's mode, on `calibration` inputs (layer_kernels= forces it)
 mode: "batched" (the whole batch layer after layer) or "one_at_a_time" (each image through the
 whole network before the next, the loop inside C: pyann.kernels.mlp_per_sample; for "numpy" a
 Python loop over images). split, one image at a time: "images" (default) - each core runs whole
@@ -44,6 +46,8 @@ from .predictor import ActivationPredictor as Predictor
 from .choice import SPARSE_CALIBRATION, choose_sparse
 
 KERNELS = ("numpy", "dense", "masked", "zeroskip", "combined", "sparse")
+_SPARSE_KINDS = {kernels.SparseWeights: "sparse", kernels.BlockSparseWeights: "blocked",
+                 kernels.InputSparseWeights: "sparse_zeroskip"}
 MODES = ("batched", "one_at_a_time")
 SPLITS = ("images", "outputs")
 
@@ -57,8 +61,11 @@ class PlanLayer:
     hidden: Optional[int]
     mask: Optional[np.ndarray] = None          # shared uint8 (out,): the history predictor
     lowrank: Optional[tuple] = None            # (u, v, margin): the per-sample predictor
-    sparse: Optional[object] = None            # kernels.SparseWeights or BlockSparseWeights: the sparse kernel runs
+    sparse: Optional[object] = None            # kernels.SparseWeights, BlockSparseWeights or InputSparseWeights
+                                               # (sparse x sparse): that sparse kernel runs
     timing: Optional[dict] = None              # compile-time measurement: seconds per kernel
+    expected_macs: Optional[float] = None      # sparse x sparse candidates: executed MACs per calibration sample
+    timing_samples: Optional[int] = None       # samples per timing (default SPARSE_CALIBRATION)
 
     @property
     def shape(self):
@@ -117,13 +124,18 @@ class InferencePlan:
 
     def _layer_line(self, l: "PlanLayer") -> str:
         density = np.count_nonzero(l.w) / max(l.w.size, 1)
-        kind = ("blocked" if isinstance(l.sparse, kernels.BlockSparseWeights) else "sparse") if l.sparse is not None \
+        kind = _SPARSE_KINDS.get(type(l.sparse), "sparse") if l.sparse is not None \
             else ("dense" if self.kernel == "sparse" else self.kernel)
+        if kind == "sparse_zeroskip":
+            macs = f"at most {l.sparse.nnz:,} (as the input's zeros allow"
+            macs += f"; {l.expected_macs:,.0f} on the calibration inputs)" if l.expected_macs is not None else ")"
+        else:
+            macs = f"{l.sparse.nnz if l.sparse is not None else l.w.size:,}"
         line = (f"{l.w.shape[0]}x{l.w.shape[1]}{' +ReLU' if l.relu else ''}, kernel {kind}, weight density "
-                f"{100 * density:.1f} %, multiply-adds per sample {l.sparse.nnz if l.sparse is not None else l.w.size:,}")
+                f"{100 * density:.1f} %, multiply-adds per sample {macs}")
         if l.timing:
             line += " (measured: " + ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in l.timing.items()) + \
-                    f" per {SPARSE_CALIBRATION} samples)"
+                    f" per {l.timing_samples or SPARSE_CALIBRATION} samples)"
         return line
 
     __repr__ = describe
@@ -207,7 +219,12 @@ class InferencePlan:
         n, h, tiled, macs = x.shape[0], x, False, 0
         padded = -(-n // kernels.SPARSE_TILE) * kernels.SPARSE_TILE
         for l in self.layers:
-            if l.sparse is not None:
+            if isinstance(l.sparse, kernels.InputSparseWeights):   # sparse x sparse: rows, not tiles
+                if tiled:
+                    h, tiled = kernels.from_tiles(h, n), False
+                h, c = kernels.sparse_zeroskip(h, l.sparse, l.b, l.relu, return_macs=True)
+                macs += c
+            elif l.sparse is not None:
                 if not tiled:
                     h, tiled = kernels.to_tiles(h), True
                 run = kernels.sparse_blocked_tiled if isinstance(l.sparse, kernels.BlockSparseWeights) \
@@ -259,7 +276,8 @@ class InferencePlan:
 
 def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode: str = "batched",
             reorder: bool = True, split: str = "images", compact: bool = True,
-            scheme: str = "auto", layer_kernels: Optional[List[Optional[str]]] = None) -> InferencePlan:
+            scheme: str = "auto", layer_kernels: Optional[List[Optional[str]]] = None,
+            calibration=None) -> InferencePlan:
     """Build an InferencePlan from a trained MLP (pyann.nn.Sequential of Flatten/Linear/ReLU).
 
     plan: a kernel family in KERNELS, or an InferencePlan to rebuild for `model` (its kernel,
@@ -277,8 +295,11 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
       "union" (tiles of 4 samples share the union of their nonzeros: more multiply-adds, fewer
       loads), or "auto" (the kernel picks per layer call from the input's density); see
       pyann.kernels.relu_layer.
-    layer_kernels (plan "sparse"): per Linear None (measure), "dense", "sparse" or (batched, outputs
-      divisible by 4) "blocked".
+    layer_kernels (plan "sparse"): per Linear None (measure), "dense", "sparse", (batched, outputs
+      divisible by 4) "blocked", or (a layer whose input comes from a ReLU) "sparse_zeroskip".
+    calibration (plan "sparse"): inputs (n, ...) the per-layer measurement runs on, e.g. a few
+      hundred training images, so that the sparse x sparse kernel is timed on the zeros the
+      layers really see; default: standard normal noise through the model.
     """
     if isinstance(plan, InferencePlan):
         plan.check_model(model)
@@ -321,7 +342,12 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
         layers.append(pl)
     model_macs = sum(l.w.size for l in layers)
     if plan == "sparse":
-        choose_sparse(layers, layer_kernels, mode, split)
+        if calibration is not None:
+            calibration = np.asarray(calibration)
+            check_float_input(calibration, "compile calibration")
+            calibration = calibration.reshape(len(calibration), -1) if len(calibration) else calibration
+        zeroskip = [False] + [l.relu for l in layers[:-1]]   # input from a ReLU
+        choose_sparse(layers, layer_kernels, mode, split, zeroskip=zeroskip, calibration=calibration)
     permuted = bool(reorder and predictor is not None and predictor.rates is not None
                     and plan not in ("numpy", "dense"))
     if permuted:
