@@ -418,8 +418,6 @@ def run_trials(specs: List[dict], arrays: dict, out: Path, executor, progress, l
     if not todo:
         return [], reused
     log(f"trials: {len(todo)} to run ({len(reused)} finished before) on {executor.describe()}")
-    for s in todo:
-        s["blas_threads"] = executor.blas_threads
     computed = []
     shared = executor.share(arrays, "shared-data")
     futures = {executor.submit(run_trial, s, shared): s["id"] for s in todo}
@@ -525,18 +523,12 @@ def _study(preset: Preset, out: Path, executor, *, root, cache, data, budget_ms,
     chosen = selections(latency, scores, preset, budget_ms)
     measure_selected(teacher, modules, chosen, preset)
 
-    specs = _specs(preset, pairs, chosen, seed, teacher, modules, out, trial_callbacks)
+    specs = _specs(preset, pairs, chosen, seed, teacher, modules, out, executor.blas_threads, trial_callbacks)
     plans = plan_phase(preset, out, log)
     t1 = time.perf_counter()
     computed, reused = run_trials(specs, arrays, out, executor, progress, log)
-    trials_minutes = (time.perf_counter() - t1) / 60
     trials = [read_json(out / "trials" / f"{s['id']}.json") for s in specs]
-    by_id = {t["id"]: t for t in trials}
-    for row in chosen:
-        tid = trial_id({int(p): n for p, n in row["choice"].items()}, seed + preset.baseline_seeds[0])
-        row["trial"] = tid if tid in by_id else None
-        row["accuracy"] = by_id[tid]["accuracy"] if tid in by_id else None
-
+    _attach_trials(chosen, trials, seed + preset.baseline_seeds[0])
     results = {
         "format": FORMAT, "preset": preset.to_dict(), "seed": seed, "data": describe_data(data),
         "teacher": teacher_record,
@@ -545,14 +537,24 @@ def _study(preset: Preset, out: Path, executor, *, root, cache, data, budget_ms,
         "trials": [{k: t[k] for k in ("id", "replacements", "seed", "accuracy", "seconds")} for t in trials],
         "latency": latency, "selection": chosen, "plans": plans,
         "timing": {"teacher_minutes": teacher_record.get("train_minutes"), **lana_minutes,
-                   "trials_minutes": trials_minutes, "latency_minutes": latency_minutes,
+                   "latency_minutes": latency_minutes, "before_trials_minutes": (t1 - t0) / 60,
+                   "trials_minutes": (time.perf_counter() - t1) / 60,
                    "trial_minutes_sum": sum(t["seconds"] for t in trials) / 60,
-                   "total_minutes": (time.perf_counter() - started) / 60,
-                   "before_trials_minutes": (t1 - t0) / 60},
+                   "total_minutes": (time.perf_counter() - started) / 60},
         "resume": {"computed": computed, "reused": reused},
         "executor": executor.describe(),
     }
     return _finish(results, out, data, log)
+
+
+def _attach_trials(chosen: List[dict], trials: List[dict], seed: int) -> None:
+    """Each selection's trial id and fine-tuned accuracy (None where its network was not trained:
+    only the selection batch's choice is, unless another batch chose the same network)."""
+    by_id = {t["id"]: t for t in trials}
+    for row in chosen:
+        tid = trial_id({int(p): n for p, n in row["choice"].items()}, seed)
+        row["trial"] = tid if tid in by_id else None
+        row["accuracy"] = by_id[tid]["accuracy"] if tid in by_id else None
 
 
 def _teacher_accuracy(teacher, arrays, preset: Preset, out: Path) -> float:
@@ -566,7 +568,7 @@ def _teacher_accuracy(teacher, arrays, preset: Preset, out: Path) -> float:
     return acc
 
 
-def _specs(preset, pairs, chosen, seed, teacher, modules, out, callbacks) -> List[dict]:
+def _specs(preset, pairs, chosen, seed, teacher, modules, out, blas_threads, callbacks) -> List[dict]:
     """Baseline seeds, then every single substitution, then the selected network (when it is none
     of those): the seeds of the substitutions are the first baseline seed's."""
     first = seed + preset.baseline_seeds[0]
@@ -580,7 +582,7 @@ def _specs(preset, pairs, chosen, seed, teacher, modules, out, callbacks) -> Lis
         tid = trial_id(replacements, s)
         if tid not in seen:
             seen.add(tid)
-            specs.append(trial_spec(tid, replacements, s, teacher, modules, preset, out, 1, callbacks))
+            specs.append(trial_spec(tid, replacements, s, teacher, modules, preset, out, blas_threads, callbacks))
     return specs
 
 
