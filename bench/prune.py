@@ -24,8 +24,9 @@ The density sweep (--sweep runs it alone, --no-sweep skips it): random layers 78
 512x512 (He-normal weights, bias and ReLU), magnitude-pruned by pyann.pruning to 1..60 % of their
 weights, unstructured and in 4x1 blocks, on random inputs, batched and one image at a time; per
 layer shape and mode every row is timed round-robin: NumPy/OpenBLAS dense, pyann dense, pyann
-sparse, pyann 4x1 blocked and scipy.sparse CSR (batched, when installed). The break-even density
-is where sparse is as fast as OpenBLAS dense (interpolated); a table, a PNG and the JSON.
+sparse, pyann 4x1 blocked and scipy.sparse CSR (batched, when installed); 10,000 samples batched
+(--sweep-n, default --n), the first 1,000 of them one at a time (--sweep-n-one). The break-even
+density is where sparse is as fast as OpenBLAS dense (interpolated); a table, a PNG and the JSON.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ SWEEP_DENSITIES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6)
 SWEEP_MODES = ("batched", "one image at a time")
 # a tiny run: explicit flags win (bench.__main__ applies these where an option is at its default)
 QUICK = {"n": 300, "repeats": 1, "train_images": 3000, "epochs": 1, "models": ["fcn2"], "sweep_n": 512,
-         "sweep_repeats": 1}
+         "sweep_n_one": 128, "sweep_repeats": 1}
 
 
 def _model_name(text: str) -> str:
@@ -118,6 +119,9 @@ def add_arguments(parser):
     sweep.add_argument("--no-sweep", action="store_true", help="skip the density sweep")
     parser.add_argument("--sweep-n", type=positive_int, default=None,
                         help="random samples of the sweep (default: --n, 10,000)")
+    parser.add_argument("--sweep-n-one", type=positive_int, default=1000,
+                        help="of those, the samples run one at a time (a per-image time; the sparse loop over "
+                             "the sweep's 16 pruned layers one image at a time is its longest part)")
     parser.add_argument("--sweep-repeats", type=positive_int, default=None,
                         help="timed rounds of the sweep (default: --repeats, at most 3)")
     parser.add_argument("--cnn3-repeats", type=positive_int, default=None,
@@ -309,10 +313,11 @@ def _sweep_entries(x, w, b, pruned, mode, sp):
 
 
 def run_sweep(shapes=SWEEP_SHAPES, densities=SWEEP_DENSITIES, n: int = 10000, repeats: int = 3, seed: int = 0,
-              log=print) -> dict:
+              log=print, n_one: int | None = None) -> dict:
     """Time every row of the sweep (see the module docstring): per layer shape and mode, the rows
     round-robin, each row's output checked against NumPy on its weights first (that call is the
-    warm-up). Returns {"points": one dict per row, "break_even": per shape, mode and sparse
+    warm-up). n samples batched; n_one (default n) of them one at a time: a per-image time needs
+    fewer images, and the one-image sparse loop over 16 pruned layers is the sweep's longest part. Returns {"points": one dict per row, "break_even": per shape, mode and sparse
     series, against "NumPy/OpenBLAS dense" and "pyann dense", and the workload}."""
     try:
         import scipy
@@ -326,9 +331,10 @@ def run_sweep(shapes=SWEEP_SHAPES, densities=SWEEP_DENSITIES, n: int = 10000, re
         w = sweep_layer(d_in, d_out, None, "unstructured", seed)
         b = (0.1 * rng.standard_normal(d_out)).astype(np.float32)
         pruned = {(d, s): sweep_layer(d_in, d_out, d, s, seed) for s in STRUCTURES for d in densities}
-        x = rng.standard_normal((n, d_in), dtype=np.float32)
+        x_all = rng.standard_normal((n, d_in), dtype=np.float32)
         for mode in SWEEP_MODES:
             t0 = time.perf_counter()
+            x = x_all if mode == "batched" else np.ascontiguousarray(x_all[:n_one or n])
             entries = _sweep_entries(x, w, b, pruned, mode, sp)
             refs = {}
             for row, fn, as_rows, wd in entries:   # every row computes its layer (and is warmed up)
@@ -343,8 +349,8 @@ def run_sweep(shapes=SWEEP_SHAPES, densities=SWEEP_DENSITIES, n: int = 10000, re
             timings = time_round_robin([fn for _, fn, _, _ in entries], repeats=repeats, warmup=0)
             group = []
             for (row, *_), t in zip(entries, timings):
-                row.update({"shape": shape, "mode": mode, "n": n, "seconds": t["median"],
-                            "images_per_s": n / t["median"], "timings": t})
+                row.update({"shape": shape, "mode": mode, "n": len(x), "seconds": t["median"],
+                            "images_per_s": len(x) / t["median"], "timings": t})
                 group.append(row)
             base = {r["row"]: r["seconds"] for r in group if r["structure"] == "dense"}
             for r in group:
@@ -361,7 +367,8 @@ def run_sweep(shapes=SWEEP_SHAPES, densities=SWEEP_DENSITIES, n: int = 10000, re
                 breaks.append(entry)
             log(f"  sweep {shape}, {mode}: {len(entries)} rows, {repeats} round(s), {time.perf_counter() - t0:.1f} s",
                 flush=True)
-    return {"shapes": [f"{i}x{o}" for i, o in shapes], "densities": list(densities), "n": n, "repeats": repeats,
+    return {"shapes": [f"{i}x{o}" for i, o in shapes], "densities": list(densities), "n": n,
+            "n_one_at_a_time": min(n_one or n, n), "repeats": repeats,
             "seed": seed, "scipy": None if sp is None else scipy.__version__,
             "points": points, "break_even": breaks}
 
@@ -405,7 +412,8 @@ def sweep_table(sweep: dict, max_width: int = 120) -> str:
             + [(f"d{i}", f"{100 * d:g}%", _speedup_text) for i, d in enumerate(dens)]
             + [("be", "break-even vs OpenBLAS", "s"), ("be_pyann", "vs pyann dense", "s")])
     head = (f"density sweep: speedup against NumPy/OpenBLAS dense (same layer, same mode) at each weight density; "
-            f"{sweep['n']} random samples, median of {sweep['repeats']} rounds, rows timed round-robin; batched sparse "
+            f"{sweep['n']} random samples batched, {sweep['n_one_at_a_time']} one at a time, median of "
+            f"{sweep['repeats']} rounds, rows timed round-robin; batched sparse "
             f"rows on the tiled layout (conversion apart); pruned in 1x1 (unstructured) or 4x1 blocks; one image at a "
             f"time there is no blocked kernel: pyann sparse runs the 4x1-pruned weights")
     return "\n".join([head] + lines + [format_table(rows, cols, max_width=max_width)])
@@ -433,7 +441,8 @@ def sweep_figure(sweep: dict, path) -> str:
                            "references": {"pyann dense": dense["speedup_vs_numpy"]}})
     fig = plots.plot_sparse_speedup(
         panels, reference="NumPy/OpenBLAS dense",
-        title=f"Sparse layer speedup against OpenBLAS dense, {sweep['n']:,} random samples (break-even marked)")
+        title=f"Sparse layer speedup against OpenBLAS dense ({sweep['n']:,} random samples batched, "
+              f"{sweep['n_one_at_a_time']:,} one at a time); break-even marked")
     return str(plots.save_figure(fig, path))
 
 
@@ -723,8 +732,9 @@ def run(args) -> dict:
         sweep_n = args.sweep_n or args.n
         sweep_repeats = args.sweep_repeats or min(args.repeats, 3)
         print(f"\ndensity sweep: layers {', '.join(f'{i}x{o}' for i, o in SWEEP_SHAPES)}, densities "
-              f"{', '.join(_pct(d) for d in args.sweep_densities)}, {sweep_n} random samples", flush=True)
-        sweep = run_sweep(SWEEP_SHAPES, args.sweep_densities, sweep_n, sweep_repeats)
+              f"{', '.join(_pct(d) for d in args.sweep_densities)}, {sweep_n} random samples batched, "
+              f"{min(args.sweep_n_one, sweep_n)} one at a time", flush=True)
+        sweep = run_sweep(SWEEP_SHAPES, args.sweep_densities, sweep_n, sweep_repeats, n_one=min(args.sweep_n_one, sweep_n))
         if sweep["scipy"] is None:
             notes.append("scipy not installed: the sweep's scipy.sparse CSR rows are missing")
         print(machine_line(info))

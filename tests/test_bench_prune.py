@@ -114,17 +114,19 @@ def test_sweep_json_shape_and_figure(tmp_path, monkeypatch, capsys):
     def no_data(*a, **kw):
         raise AssertionError("the sweep alone needs no dataset")
     monkeypatch.setattr(pyann.data, "load", no_data)
-    assert bench_main.main(["prune", "--sweep", "--sweep-n", "70", "--sweep-repeats", "1",
+    assert bench_main.main(["prune", "--sweep", "--sweep-n", "70", "--sweep-n-one", "40", "--sweep-repeats", "1",
                             "--sweep-densities", "0.5,0.05", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     result = json.loads((tmp_path / "prune.json").read_text())
     assert result["rows"] == [] and result["workload"]["models"] == []
     sweep = result["sweep"]
     assert sweep["shapes"] == ["784x300", "512x512"] and sweep["densities"] == [0.05, 0.5] and sweep["n"] == 70
+    assert sweep["n_one_at_a_time"] == 40
     points = sweep["points"]
     for shape in sweep["shapes"]:
         for mode in ("batched", "one image at a time"):
             group = [p for p in points if p["shape"] == shape and p["mode"] == mode]
+            assert {p["n"] for p in group} == {70 if mode == "batched" else 40}
             base = next(p for p in group if p["row"] == "NumPy/OpenBLAS dense")
             assert base["speedup_vs_numpy"] == 1.0
             for p in group:
