@@ -7,10 +7,12 @@ accuracy column says what that costs; `pyann prune-study` retrains):
   element by element and in 4x1 blocks (4 outputs sharing an input; a layer whose outputs do not
   divide by 4 is pruned element by element). Rows, batched: NumPy/OpenBLAS dense, pyann dense,
   pyann sparse, pyann 4x1 blocked (on the block-pruned model), pyann with each layer's kernel
-  measured at compile time, pyann exact zero-skipping on the pruned weights (stored dense: the
-  kernel skips the zero inputs the ReLUs produce, not the pruned weights), scipy.sparse CSR,
-  PyTorch dense / sparse CSR and ONNX Runtime (CPU) as peers when installed; one image at a time
-  (the loop in C): pyann dense, pyann sparse, pyann zero-skipping.
+  measured at compile time (on training images), pyann exact zero-skipping on the pruned weights
+  (stored dense: the kernel skips the zero inputs the ReLUs produce, not the pruned weights),
+  pyann sparse + zero-skipping (the sparse x sparse kernel on every layer after a ReLU: pruned
+  weights and zero inputs both skipped; the first layer sparse), scipy.sparse CSR, PyTorch dense /
+  sparse CSR and ONNX Runtime (CPU) as peers when installed; one image at a time (the loop in C):
+  pyann dense, pyann sparse, pyann zero-skipping, pyann sparse + zero-skipping.
 - cnn3 (the pruning study's dense model, pyann.pruning.study.dense_model): each layer pruned to
   its own density, the paper's CNN-3 allocation 0.285 / 0.154 / 0.112 by default
   (--cnn3-densities). Rows, batched: NumPy/OpenBLAS dense im2col, pyann sparse (kernel measured
@@ -40,6 +42,8 @@ import numpy as np
 
 from pyann import infer, kernels, pruning
 from pyann.argtypes import fraction, positive_int
+
+from pyann.infer.choice import SPARSE_CALIBRATION
 
 from .common import format_table, machine_info, machine_line, save_results, time_round_robin
 
@@ -495,7 +499,13 @@ def _plan_case(label, mode, model, plan, x, blocked_model, name, kind):
     return row, fn, model
 
 
-def bench_mlp(name, args, x, y, log=print):
+def _measured(model, calibration):
+    """plan "sparse" with each layer's kernel measured at compile time, on training images where
+    pyann.infer takes them (the sparse x sparse kernel's speed depends on the input's zeros)."""
+    return infer.compile(model, "sparse", calibration=calibration)
+
+
+def bench_mlp(name, args, x, y, log=print, calibration=None):
     """Every row of one pruned MLP (fcn2 or mlp5); (rows, notes, info)."""
     from pyann.recipes import trained_model
     log(f"{name}: the trained dense model (cache), pruned to {100 * args.density:g} % of each layer's "
@@ -511,7 +521,7 @@ def bench_mlp(name, args, x, y, log=print):
         ("pyann dense", "batched", model, infer.compile(model, "dense"), "dense"),
         ("pyann sparse", "batched", model, infer.compile(model, "sparse", layer_kernels=["sparse"] * n_layers), "sparse"),
         ("pyann 4x1 blocked", "batched", blocked, infer.compile(blocked, "sparse", layer_kernels=blocked_kernels), "sparse"),
-        ("pyann, kernel measured per layer", "batched", model, infer.compile(model, "sparse"), "sparse"),
+        ("pyann, kernel measured per layer", "batched", model, _measured(model, calibration), "sparse"),
         ("pyann zero-skipping (dense-stored weights)", "batched", model,
          infer.compile(model, "zeroskip"), "zeroskip"),
         ("NumPy/OpenBLAS dense", "one image at a time", model, infer.compile(model, "numpy", mode="one_at_a_time"), "dense"),
@@ -548,14 +558,18 @@ def bench_mlp(name, args, x, y, log=print):
 
 
 def _sparse_zeroskip_specs(model) -> list:
-    """The pruned-weights + zero-skipping plan rows, once pyann.infer has such a kernel family
-    (helper E's "sparse_zeroskip"); none until then."""
-    fam = next((k for k in infer.KERNELS if "sparse" in k and "skip" in k), None)
-    if fam is None:
+    """pyann sparse + zero-skipping: the sparse x sparse kernel ("sparse_zeroskip": pruned weights
+    by input, the zero inputs the previous ReLU produced skipped) on every layer whose input comes
+    from a ReLU, the sparse kernel on the first (its input is the image); batched and one image
+    at a time. [] when pyann.infer has no such kernel."""
+    if not hasattr(kernels, "InputSparseWeights"):
         return []
+    n_layers = len(pruning.prunable_layers(model))
+    forced = ["sparse"] + ["sparse_zeroskip"] * (n_layers - 1)
     label = "pyann sparse + zero-skipping"
-    return [(label, "batched", model, infer.compile(model, fam), "sparse"),
-            (label, "one image at a time", model, infer.compile(model, fam, mode="one_at_a_time"), "sparse")]
+    return [(label, "batched", model, infer.compile(model, "sparse", layer_kernels=forced), "sparse"),
+            (label, "one image at a time", model,
+             infer.compile(model, "sparse", mode="one_at_a_time", layer_kernels=forced), "sparse")]
 
 
 def cnn3_dense_model(args, data):
@@ -706,15 +720,18 @@ def run(args) -> dict:
         n = min(args.n, len(data.x_test))
         x = np.ascontiguousarray(to_float(data.x_test[:n]).reshape(n, -1))
         y = np.asarray(data.y_test[:n])
+        # the per-layer measurement's inputs: training images (never the test images timed)
+        calibration = np.ascontiguousarray(to_float(data.x_train[:SPARSE_CALIBRATION]).reshape(
+            min(SPARSE_CALIBRATION, len(data.x_train)), -1))
         for name in models:
             if name == "cnn3":
                 model_rows, model_notes, model_info = bench_cnn3(args, data)
             else:
-                model_rows, model_notes, model_info = bench_mlp(name, args, x, y)
+                model_rows, model_notes, model_info = bench_mlp(name, args, x, y, calibration=calibration)
             rows += model_rows
             notes += [m for m in model_notes if m not in notes]
             extra["models"][name] = model_info
-        if any(m in MLP_MODELS for m in models) and not any("skip" in k and "sparse" in k for k in infer.KERNELS):
+        if any(m in MLP_MODELS for m in models) and not hasattr(kernels, "InputSparseWeights"):
             notes.append("pyann sparse + zero-skipping (pruned weights and zero inputs in one kernel): not in "
                          "pyann.infer yet; the zero-skipping rows skip zero inputs on the weights stored dense")
         cnn3_info = extra["models"].get("cnn3")

@@ -46,7 +46,8 @@ def test_bench_prune_rows_bytes_and_json(tmp_path, capsys, data_stand_in):
     for want in [("NumPy/OpenBLAS dense", "batched"), ("pyann sparse", "batched"), ("pyann 4x1 blocked", "batched"),
                  ("pyann sparse", "one image at a time"), ("model file bytes", "-"),
                  ("pyann zero-skipping (dense-stored weights)", "batched"),
-                 ("pyann zero-skipping (dense-stored weights)", "one image at a time")]:
+                 ("pyann zero-skipping (dense-stored weights)", "one image at a time"),
+                 ("pyann sparse + zero-skipping", "batched"), ("pyann sparse + zero-skipping", "one image at a time")]:
         assert want in rows
     size = next(r for r in result["rows"] if r["row"] == "model file bytes")
     # fcn2 at 20 %: the dense file holds 266,200 float32 weights and the biases; the compact one
@@ -69,6 +70,11 @@ def test_bench_prune_rows_bytes_and_json(tmp_path, capsys, data_stand_in):
     assert 0.2 <= by_row[("pyann sparse", "batched")]["mac_share"] < 0.2 * 256 / 200 + 0.01
     assert by_row[("pyann sparse", "one image at a time")]["mac_share"] == pytest.approx(0.2, abs=0.005)
     assert by_row[("pyann zero-skipping (dense-stored weights)", "batched")]["mac_share"] < 1.0
+    # pruned weights and zero inputs both skipped: at most the kept weights' multiply-adds
+    for mode in ("batched", "one image at a time"):
+        both = by_row[("pyann sparse + zero-skipping", mode)]
+        assert 0 < both["mac_share"] <= by_row[("pyann sparse", mode)]["mac_share"] + 1e-9   # same tile padding
+        assert both["model_bytes"] == size["sparse_bytes"]
     assert result["workload"] == {"n": 200, "density": 0.2, "models": ["fcn2"], "cnn3_densities": None}
     assert "provenance" in result and "sweep" not in result
 
