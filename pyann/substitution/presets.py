@@ -117,14 +117,15 @@ PAPER = Preset(
            "(the run names it).")
 
 # Sized from steps timed on this 2-core machine (CPU seconds of one BLAS thread, 2026-11-30, while
-# another training ran, so CPU time rather than the wall clock): a WRN-16-2 training step of batch
-# 64 1.03-1.10 s, evaluation ~9 ms per image at batch 100, one LANA step (a teacher pass of batch
-# 64 and an Adam step for each of the 15 trained candidates) ~6.1 s, a LANA score ~5.8 ms per image
-# and candidate. Then: a trial = 2 x 94 steps + 2 x 2,000 test images ~ 4.1 min; 20 trials on 2
-# single-threaded workers = 10 rounds ~ 41 min; LANA 100 steps <= 10 min, 19 scores x 2,000
-# images <= 3.7 min (both single-threaded figures; the phase runs with 2 threads), latency table
-# ~1.5 min: ~57 min with the teacher cached, leaving a third of the 90 minutes for what the
-# probes cannot see (two trial processes sharing the memory bus).
+# other work loaded it, so CPU time rather than the wall clock; `pyann substitution-study --preset
+# cpu --estimate` repeats the measurement): a WRN-16-2 training step of batch 64 1.03-1.20 s,
+# evaluation 8-9 ms per image, one LANA step (a teacher pass of batch 64 and an Adam step of each
+# of the 15 trained candidates) 4.7-7.7 s, scoring one image with all 19 candidates 80 ms. Then: a
+# trial = 2 x 94 steps + 2 x 2,000 test images ~4.1-4.3 min; 20 trials on 2 single-threaded
+# workers = 10 rounds ~41-43 min; LANA 100 steps 8-13 min and its scores ~3 min (single-threaded
+# figures; the phase runs with 2 threads); the latency table ~1.5 min and the measured plans ~2
+# min: ~55-63 min with the teacher cached, a third of the 90 minutes left for what the probes do
+# not see (two trial processes sharing the memory bus).
 CPU = Preset(
     name="cpu", depth=16, width=2, positions=(1, 3, 6), checkpoints=(1, 2),
     train_images=6000, test_images=2000,
@@ -249,14 +250,17 @@ def trial_minutes(preset: Preset, timing: dict, train_images: int, test_images: 
     return (steps * timing["step_seconds"] + evals * timing["eval_image_seconds"]) / 60
 
 
-def plan(preset: Preset, timing: dict, trials: int, workers=(2, 8, 32, 128), train_images: int = 50000,
+def plan(preset: Preset, timing: dict, trials: int, workers=None, train_images: int = 50000,
          test_images: int = 10000, lana: Optional[dict] = None) -> dict:
     """How the trials' time divides over N single-threaded trial workers (measured per-step times,
-    extrapolated): a trial does not split, so N workers take ceil(trials / N) rounds. With `lana`
+    extrapolated): a trial does not split, so N workers take ceil(trials / N) rounds (workers: the
+    N to give, default 2, 4, 8, half the trials and one per trial). With `lana`
     (time_lana), also the LANA phase and its scores, which run on the study's own machine."""
     train_images = preset.train_images or train_images
     test_images = preset.test_images or test_images
     one = trial_minutes(preset, timing, train_images, test_images)
+    if workers is None:   # up to one worker per trial: more would idle, since a trial does not split
+        workers = sorted({2, 4, 8, math.ceil(trials / 2), trials})
     out = {"timing": timing, "trials": trials, "train_images": train_images, "test_images": test_images,
            "trial_minutes": one, "workers": {str(n): math.ceil(trials / n) * one for n in workers}}
     if lana is not None:
