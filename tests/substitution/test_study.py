@@ -116,6 +116,42 @@ def test_interrupted_study_resumes_to_the_same_table(local, tmp_path):
     assert sorted(r["resume"]["computed"]) == sorted(t["id"] for t in r["trials"])
 
 
+KILLED_RUN = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_study import TINY
+from pyann.substitution import study
+if __name__ == "__main__":
+    study.run_study(TINY, {out!r}, workers=2, progress=False, log=lambda *a: None)
+"""
+
+
+def test_killed_study_resumes_to_the_same_table(local, tmp_path):
+    """SIGKILL the study and its trial processes as soon as a trial has checkpointed an epoch."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+    ref, r_local = local
+    out = seeded(tmp_path, ref, "killed")
+    script = KILLED_RUN.format(tests=str(Path(__file__).parent), out=str(out))
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not list((out / "trials").glob("*/checkpoint.npz")) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)   # the study's own process group: it and its pool workers
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the study finished before it could be killed"
+    finished = {p.stem for p in (out / "trials").glob("*.json")}
+    assert len(finished) < len(r_local["trials"])
+    r = study.run_study(TINY, out, workers=2, **QUIET)
+    assert table(r) == table(r_local)
+    assert set(r["resume"]["reused"]) == finished
+
+
 def test_rerun_skips_finished_trials(local, tmp_path):
     ref, r_local = local
     out = tmp_path / "again"
