@@ -228,23 +228,25 @@ def _pct(d: float) -> str:
 
 
 def break_even(densities, speedups) -> dict:
-    """Where a speedup curve comes down to 1 (sparse as fast as the reference): the first
-    measured density whose speedup is below 1, interpolated with the point before it, linearly in
-    log density and log speedup. {"density": the density (None when it lies outside the measured
-    range), "text": "23.4 %", "below 1 %" (slower already at the sparsest point) or "above 60 %"
-    (faster at every point), "crossings": how often the curve crosses 1 downwards (more than one:
-    a noisy curve; the first is reported)}."""
+    """Where a speedup curve comes down to 1 (sparse as fast as the reference) for the last time:
+    between the last measured density whose speedup is at least 1 and the next one (every denser
+    point is slower), interpolated linearly in log density and log speedup. The last crossing,
+    not the first: the sparsest points take the least time and are the noisiest, and a dip there
+    says less than the trend above it. Returns {"density": the density (None outside the
+    measured range), "text": "23.4 %", "below 1 %" (slower at every point) or "above 60 %"
+    (faster at the densest point), "crossings": how often the curve crosses 1 downwards (more
+    than one: a noisy curve)}."""
     pts = sorted(zip((float(d) for d in densities), (float(s) for s in speedups)))
     if not pts:
         raise ValueError("break_even needs at least one point")
     if any(d <= 0 or s <= 0 or not (math.isfinite(d) and math.isfinite(s)) for d, s in pts):
         raise ValueError("densities and speedups must be positive and finite")
     crossings = [(a, b) for a, b in zip(pts, pts[1:]) if a[1] >= 1 > b[1]]
-    if pts[0][1] < 1:
-        return {"density": None, "text": f"below {_pct(pts[0][0])}", "crossings": len(crossings)}
+    if pts[-1][1] >= 1:
+        return {"density": None, "text": f"above {_pct(pts[-1][0])}", "crossings": len(crossings)}
     if not crossings:
-        return {"density": None, "text": f"above {_pct(pts[-1][0])}", "crossings": 0}
-    (d0, s0), (d1, s1) = crossings[0]
+        return {"density": None, "text": f"below {_pct(pts[0][0])}", "crossings": 0}
+    (d0, s0), (d1, s1) = crossings[-1]
     t = math.log(s0) / (math.log(s0) - math.log(s1))
     d = math.exp(math.log(d0) + t * (math.log(d1) - math.log(d0)))
     return {"density": d, "text": f"{100 * d:.3g} %", "crossings": len(crossings)}
@@ -745,6 +747,9 @@ def run(args) -> dict:
               "nn.save(compact=True) for sparse ones")
         for note in notes:
             print(note)
+        for r in rows:   # what the measurement chose, per layer
+            if "measured" in r["row"] and r.get("plan"):
+                print(f"\n{r['model']}, {r['row']} ({r['mode']}): plan.describe()\n{r['plan']}")
     if args.sweep or not args.no_sweep:
         sweep_n = args.sweep_n or args.n
         sweep_repeats = args.sweep_repeats or min(args.repeats, 3)
