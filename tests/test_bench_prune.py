@@ -194,3 +194,19 @@ def test_cnn3_rows_compute_the_pruned_model(tmp_path, monkeypatch, capsys, data_
     assert rows["pyann sparse, every layer"]["model_bytes"] == report.compact_file_bytes
     assert rows["NumPy/OpenBLAS dense im2col"]["model_bytes"] == report.dense_file_bytes
     assert result["workload"]["cnn3_densities"] == [0.5, 0.2, 0.3]
+
+
+def test_quick_sets_a_tiny_run_and_explicit_flags_win(monkeypatch, tmp_path):
+    seen = []
+    monkeypatch.setattr(bench_prune, "run", seen.append)
+    assert bench_main.main(["prune", "--quick", "--sweep-n", "256", "--out", str(tmp_path)]) == 0
+    assert bench_main.main(["prune", "--out", str(tmp_path)]) == 0
+    quick, default = seen
+    assert (quick.n, quick.repeats, quick.models, quick.sweep_n_one, quick.sweep_repeats) == (300, 1, ["fcn2"], 128, 1)
+    assert quick.sweep_n == 256                                   # given explicitly: kept
+    # the default run: every model, the paper's cnn3 allocation, the sweep included
+    assert default.models == ["fcn2", "mlp5", "cnn3"] and default.cnn3_densities == [0.285, 0.154, 0.112]
+    assert not default.sweep and not default.no_sweep and default.sweep_n is None and default.n == 10000
+    with pytest.raises(SystemExit) as exit_:                     # one or the other
+        bench_main.main(["prune", "--sweep", "--no-sweep", "--out", str(tmp_path)])
+    assert exit_.value.code == 2
