@@ -27,7 +27,7 @@ The density sweep (--sweep runs it alone, --no-sweep skips it): random layers 78
 weights, unstructured and in 4x1 blocks, on random inputs, batched and one image at a time; per
 layer shape and mode every row is timed round-robin: NumPy/OpenBLAS dense, pyann dense, pyann
 sparse, pyann 4x1 blocked and scipy.sparse CSR (batched, when installed); 10,000 samples batched
-(--sweep-n, default --n), the first 1,000 of them one at a time (--sweep-n-one). The break-even
+(--sweep-n, default --n), the first 500 of them one at a time (--sweep-n-one). The break-even
 density is where sparse is as fast as OpenBLAS dense (interpolated); a table, a PNG and the JSON.
 """
 from __future__ import annotations
@@ -123,7 +123,7 @@ def add_arguments(parser):
     sweep.add_argument("--no-sweep", action="store_true", help="skip the density sweep")
     parser.add_argument("--sweep-n", type=positive_int, default=None,
                         help="random samples of the sweep (default: --n, 10,000)")
-    parser.add_argument("--sweep-n-one", type=positive_int, default=1000,
+    parser.add_argument("--sweep-n-one", type=positive_int, default=500,
                         help="of those, the samples run one at a time (a per-image time; the sparse loop over "
                              "the sweep's 16 pruned layers one image at a time is its longest part)")
     parser.add_argument("--sweep-repeats", type=positive_int, default=None,
