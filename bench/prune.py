@@ -2,7 +2,8 @@
 dense code, in one run, rows timed round-robin; and a density sweep on single layers.
 
 Models (the trained-model cache; trained on first use), magnitude-pruned and not retrained (the
-accuracy column says what that costs; `pyann prune-study` retrains):
+accuracy column says what that costs; --retrain-epochs N retrains each pruned model with its masks
+held, by the pruning study's procedure; `pyann prune-study` is the full study):
 - fcn2 (784-300-100-10) and mlp5 (784-512x4-10): every Linear keeps --density of its weights,
   element by element and in 4x1 blocks (4 outputs sharing an input; a layer whose outputs do not
   divide by 4 is pruned element by element). Rows, batched: NumPy/OpenBLAS dense, pyann dense,
@@ -41,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from pyann import infer, kernels, pruning
-from pyann.argtypes import fraction, positive_int
+from pyann.argtypes import fraction, non_negative_int, positive_int
 
 from pyann.infer.choice import SPARSE_CALIBRATION
 
@@ -113,6 +114,10 @@ def add_arguments(parser):
     parser.add_argument("--cnn3-densities", type=cnn3_densities, default=_paper_cnn3(),
                         help="cnn3's densities per layer (conv1, conv2, linear); the default is the paper's "
                              "CNN-3 allocation")
+    parser.add_argument("--retrain-epochs", type=non_negative_int, default=0,
+                        help="retrain each pruned model this many epochs with its masks held (the pruning "
+                             "study's procedure: SGD, Nesterov, cosine lr; MLPs on every training image, cnn3 on "
+                             "the first 20,000); 0: not retrained, the accuracy column says what that costs")
     parser.add_argument("--n", type=positive_int, default=10000, help="test images")
     parser.add_argument("--repeats", type=positive_int, default=5, help="timed rounds (round-robin)")
     parser.add_argument("--epochs", type=positive_int, default=20, help="training epochs of the cached dense MLPs")
@@ -149,6 +154,31 @@ def _pruned(model, density: float, block: bool):
         blocked = block and layer.weight.data.shape[1] % kernels.SPARSE_BLOCK == 0
         pruning.prune(model, [name], fraction=1.0 - density, block=(kernels.SPARSE_BLOCK, 1) if blocked else None)
     return model.eval()
+
+
+def retrain(models, name: str, data, epochs: int, log=print) -> str:
+    """Retrain the pruned models in place, `epochs` epochs each, masks held (pyann.optim keeps the
+    pruned weights at 0), by the pruning study's procedure and configuration (pruning.study:
+    SGD with Nesterov momentum, weight decay, cosine lr; cnn3 on its first 20,000 training
+    images, an MLP with fcn2's settings on all of them). Returns the phrase for the headings."""
+    if not epochs:
+        return "not retrained"
+    from pyann.data import to_float
+    from pyann.pruning import study
+    cfg = study.config_for("cnn3" if name == "cnn3" else "fcn2")
+    limit = len(data.x_train) if cfg.train_limit is None else min(cfg.train_limit, len(data.x_train))
+    if name == "cnn3":
+        x = to_float(data.x_train[:limit], study.CNN3_MEAN, study.CNN3_STD)
+    else:
+        x = to_float(data.x_train[:limit]).reshape(limit, -1)
+    y = np.asarray(data.y_train[:limit])
+    for m in models:
+        t0 = time.perf_counter()
+        study._retrain(m, (x, y), epochs, cfg, 0)
+        m.eval()
+        log(f"  retrained {epochs} epoch(s) on {limit:,} training images, masks held: {time.perf_counter() - t0:.0f} s",
+            flush=True)
+    return f"retrained {epochs} epoch{'s' if epochs > 1 else ''} with the masks held"
 
 
 def weight_density(model) -> float:
@@ -508,14 +538,16 @@ def _measured(model, calibration):
     return infer.compile(model, "sparse", calibration=calibration)
 
 
-def bench_mlp(name, args, x, y, log=print, calibration=None):
+def bench_mlp(name, args, x, y, log=print, calibration=None, data=None):
     """Every row of one pruned MLP (fcn2 or mlp5); (rows, notes, info)."""
     from pyann.recipes import trained_model
     log(f"{name}: the trained dense model (cache), pruned to {100 * args.density:g} % of each layer's "
-        f"weights, not retrained", flush=True)
+        f"weights, " + (f"retrained {args.retrain_epochs} epoch(s)" if args.retrain_epochs else "not retrained"),
+        flush=True)
     dense_model, _ = trained_model(name, "mnist", epochs=args.epochs, root=args.data_root,
                                    train_images=args.train_images)
     model, blocked = _pruned(dense_model, args.density, False), _pruned(dense_model, args.density, True)
+    retrained = retrain([model, blocked], name, data, args.retrain_epochs, log)
     n_layers = len(pruning.prunable_layers(model))
     blocked_kernels = ["blocked" if l.weight.data.shape[1] % kernels.SPARSE_BLOCK == 0 else "sparse"
                        for l in pruning.prunable_layers(blocked).values()]
@@ -555,7 +587,8 @@ def bench_mlp(name, args, x, y, log=print, calibration=None):
     rows.append({"model": name, "row": "model file bytes", "mode": "-", "dense_bytes": dense_bytes,
                  "sparse_bytes": sparse_bytes})
     notes = [f"{m} not installed: its rows are missing" for m in missing]
-    info = {"density": args.density, "dense_accuracy": dense_acc, "weight_density": weight_density(model),
+    info = {"density": args.density, "dense_accuracy": dense_acc, "retrained": retrained,
+            "weight_density": weight_density(model),
             "weight_density_blocked": weight_density(blocked)}
     return rows, notes, info
 
@@ -634,7 +667,8 @@ def bench_cnn3(args, data, log=print):
     names = list(pruning.prunable_layers(dense))
     dens = dict(zip(names, args.cnn3_densities))
     log(f"cnn3: {source}; each layer pruned by magnitude to " + ", ".join(f"{_pct(d)} (layer {k})" for k, d in dens.items())
-        + " of its weights, not retrained", flush=True)
+        + " of its weights, " + (f"retrained {args.retrain_epochs} epoch(s)" if args.retrain_epochs else "not retrained"),
+        flush=True)
     model = pruning.clone(dense)
     pruning.prune_to_density(model, dens)
     # 4x1 blocks (4 outputs sharing an input) where a layer's outputs divide by 4: both convolutions
@@ -645,6 +679,7 @@ def bench_cnn3(args, data, log=print):
         pruning.prune_to_density(blocked, {k: dens[k]}, block=(kernels.SPARSE_BLOCK, 1) if fits else None)
         plan_blocked_kernels.append("blocked" if fits else "sparse")
     model.eval(), blocked.eval()
+    retrained = retrain([model, blocked], "cnn3", data, args.retrain_epochs, log)
     n = min(args.n, len(data.x_test))
     x = np.ascontiguousarray(to_float(data.x_test[:n], CNN3_MEAN, CNN3_STD), np.float32)
     y = np.asarray(data.y_test[:n])
@@ -675,6 +710,7 @@ def bench_cnn3(args, data, log=print):
     rows.append({"model": "cnn3", "row": "model file bytes", "mode": "-", "dense_bytes": report.dense_file_bytes,
                  "sparse_bytes": report.compact_file_bytes})
     info = {"densities": dens, "source": source, "dense_accuracy": dense_acc, "n": n, "repeats": repeats,
+            "retrained": retrained,
             "weight_density": weight_density(model), "weight_density_blocked": weight_density(blocked),
             "dense_macs_per_image": report.dense_macs, "pruned_macs_per_image": report.pruned_macs}
     return rows, notes, info
@@ -699,7 +735,7 @@ def results_table(rows, models: dict, max_width: int = 120) -> str:
         info = models.get(name, {})
         pruned = (", ".join(f"{100 * d:g} %" for d in info["densities"].values()) + " per layer" if "densities" in info
                   else f"{100 * info.get('density', 0):g} % of each layer")
-        head = f"\n{name}, pruned to {pruned} (magnitude, not retrained)"
+        head = f"\n{name}, pruned to {pruned} (magnitude, {info.get('retrained', 'not retrained')})"
         if "dense_accuracy" in info:
             head += f"; unpruned accuracy {100 * info['dense_accuracy']:.2f} %"
         if size:
@@ -730,7 +766,7 @@ def run(args) -> dict:
             if name == "cnn3":
                 model_rows, model_notes, model_info = bench_cnn3(args, data)
             else:
-                model_rows, model_notes, model_info = bench_mlp(name, args, x, y, calibration=calibration)
+                model_rows, model_notes, model_info = bench_mlp(name, args, x, y, calibration=calibration, data=data)
             rows += model_rows
             notes += [m for m in model_notes if m not in notes]
             extra["models"][name] = model_info

@@ -210,3 +210,17 @@ def test_quick_sets_a_tiny_run_and_explicit_flags_win(monkeypatch, tmp_path):
     with pytest.raises(SystemExit) as exit_:                     # one or the other
         bench_main.main(["prune", "--sweep", "--no-sweep", "--out", str(tmp_path)])
     assert exit_.value.code == 2
+
+
+def test_retrain_epochs_retrains_with_the_masks_held(tmp_path, capsys, data_stand_in):
+    assert bench_main.main(["prune", "--models", "fcn2", "--n", "100", "--repeats", "1", "--epochs", "1",
+                            "--density", "0.2", "--retrain-epochs", "1", "--no-sweep", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "retrained 1 epoch(s) on 600 training images, masks held" in out
+    assert "fcn2, pruned to 20 % of each layer (magnitude, retrained 1 epoch with the masks held)" in out
+    result = json.loads((tmp_path / "prune.json").read_text())
+    assert result["models"]["fcn2"]["retrained"] == "retrained 1 epoch with the masks held"
+    timed = [r for r in result["rows"] if "seconds" in r]
+    assert timed and all(r["weight_density"] == pytest.approx(0.2, abs=0.01) for r in timed)   # still pruned
+    same = {r["accuracy"] for r in timed if r["weights"] == "elementwise"}
+    assert len(same) == 1   # every row computes the one retrained model (each checked against it in the run)
