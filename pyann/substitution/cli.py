@@ -62,12 +62,13 @@ def _summary(r: dict, out: str) -> None:
     if base:
         import numpy as np
         accs = [b[last] for b in base]
-        print(f"  baseline after {last} epochs: {100 * np.mean(accs):.2f} +- {100 * np.std(accs, ddof=1 if len(accs) > 1 else 0):.2f}% "
-              f"over {len(accs)} seeds (teacher {100 * r['teacher']['accuracy']:.2f}%)")
+        std = np.std(accs, ddof=1) if len(accs) > 1 else 0.0   # the sample std, as the report gives it
+        print(f"  baseline after {last} epochs: {100 * np.mean(accs):.2f} +- {100 * std:.2f}% over {len(accs)} seeds "
+              f"(teacher {100 * r['teacher']['accuracy']:.2f}%)")
     for s in r["selection"]:
         acc = "" if not s.get("accuracy") else f", {100 * s['accuracy'][last]:.2f}% after fine-tuning"
-        print(f"  batch {s['batch']}: budget {s['budget_ms']:.3g} ms -> {s['choice']} predicted {s['predicted_ms']:.3g} ms, "
-              f"measured {s['measured_ms']:.3g} ms{acc}")
+        print(f"  batch {s['batch']}: budget {s['budget_ms']:.3g} ms -> {s['choice']} predicted "
+              f"{s['predicted_ms']:.3g} ms, measured {s['measured_ms']:.3g} ms{acc}")
     print(f"  {len(r['resume']['computed'])} trials run, {len(r['resume']['reused'])} reused; "
           f"{r['timing']['total_minutes']:.1f} min; wrote results.json to {out}/", flush=True)
 
@@ -88,7 +89,8 @@ def add_substitution_study_parser(subparsers, **parser_kwargs) -> argparse.Argum
     p.add_argument("--preset", required=True, choices=sorted(PRESETS),
                    help="paper: WRN-40-2, the paper's setting (a cluster); cpu: WRN-16-2 scaled to ~1 h on 2 cores; "
                         "smoke: seconds, synthetic data")
-    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder; '{preset}' is replaced by the preset")
+    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                   help="output folder; '{preset}' is replaced by the preset")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="Dask scheduler address (tcp://HOST:8786) to run the trials on (pip install 'pyann[dask]'); "
                         "default: a local process pool")
@@ -102,7 +104,8 @@ def add_substitution_study_parser(subparsers, **parser_kwargs) -> argparse.Argum
     p.add_argument("--only", type=pair, nargs="+", default=None, metavar="POS:NAME",
                    help="run only these substitutions (e.g. 3:basic_e2 6:identity) instead of every candidate at "
                         "every position of the preset")
-    p.add_argument("--seed", type=seed, default=0, help="added to the seeds of LANA and every trial (not the teacher's)")
+    p.add_argument("--seed", type=seed, default=0,
+                   help="added to the seeds of LANA and every trial (not the teacher's)")
     p.add_argument("--estimate", action="store_true",
                    help="time a few training steps of the preset's network and print how long its trials take on "
                         "this machine and on N workers; runs nothing else")

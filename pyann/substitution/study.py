@@ -25,7 +25,6 @@ the same trial gives the same numbers on a local process pool and on a Dask work
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 from concurrent.futures import as_completed
@@ -279,21 +278,11 @@ def default_budget(latency: dict, scores: dict, preset: Preset, batch: int) -> T
 def measure_selected(teacher, modules: dict, rows: List[dict], preset: Preset) -> None:
     """Each selection's measured end-to-end latency (the selected network built from the teacher
     and its LANA modules), against its prediction."""
+    from .lana import substituted
     from .latency import network_latency
     for row in rows:
-        net = assemble(teacher, {int(p): modules[(int(p), n)] for p, n in row["choice"].items()})
+        net = substituted(teacher, {int(p): modules[(int(p), n)] for p, n in row["choice"].items()})
         row["measured_ms"] = float(network_latency(net, row["batch"], repeats=preset.latency_repeats))
-
-
-def assemble(teacher, replacements: Dict[int, nn.Module]) -> nn.Module:
-    """A copy of the teacher with copies of the given modules at their positions."""
-    net = nn.Module.from_spec(teacher.spec())
-    net.load_state_dict(teacher.state_dict())
-    for pos, module in sorted(replacements.items()):
-        copy = nn.Module.from_spec(module.spec())
-        copy.load_state_dict(module.state_dict())
-        net.replace_block(pos, copy)
-    return net
 
 
 def plan_phase(preset: Preset, out: Path, log) -> dict:
