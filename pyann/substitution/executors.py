@@ -6,9 +6,11 @@ when the user gives a scheduler address (`pip install 'pyann[dask]'`).
         fut = ex.submit(run_trial, spec, data)
 
 Both give concurrent.futures futures (Dask's ClientExecutor wraps its own), so the study code is
-the same for both. A trial function sets its own BLAS thread count (the spec says how many), so a
-trial computes the same numbers on either: the pool's initializer limits BLAS as well, for
-anything a worker runs before the trial does.
+the same for both. A trial function sets its own BLAS thread count (the spec says how many): the
+pool's initializer limits BLAS as well, for anything a worker runs before the trial does. A trial
+computes the same numbers on either when both give it one BLAS thread: Dask workers started with
+--nthreads 1, and the local pool's default of one worker per core (fewer workers get more BLAS
+threads each, faster, but a BLAS may sum in another order with another thread count).
 
 Several machines (the paper preset):
     dask scheduler                                   # on one machine: prints tcp://HOST:8786

@@ -234,3 +234,17 @@ def test_synthetic_data_is_learnable_and_seeded():
     a, b = study.SyntheticData(SMOKE, 0), study.SyntheticData(SMOKE, 0)
     assert (a.x_train == b.x_train).all() and a.x_train.shape == (128, 3, 8, 8) and a.x_train.dtype.name == "uint8"
     assert set(a.y_train.tolist()) == set(range(10))
+
+
+def test_default_budget_is_a_share_of_the_teacher_or_halfway_to_the_fastest():
+    def latency(conv_ms):
+        return {"batch_sizes": [8], "network": {"8": 10.0},
+                "blocks": [{"position": 1, "candidate": "original", "ms": {"8": 5.0}},
+                           {"position": 1, "candidate": "conv_bn_e1", "ms": {"8": conv_ms}}]}
+    scores = {(1, "original"): 0.9, (1, "conv_bn_e1"): 0.8}
+    budget, why = study.default_budget(latency(1.0), scores, SMOKE, 8)   # fastest 6 ms: 0.8 x 10 fits
+    assert budget == pytest.approx(8.0) and "0.8 x the teacher" in why
+    budget, why = study.default_budget(latency(4.0), scores, SMOKE, 8)   # fastest 9 ms > 8
+    assert budget == pytest.approx(9.5) and "halfway" in why
+    rows = study.selections(latency(4.0), scores, dataclasses.replace(SMOKE, latency_batch_sizes=(8,)), budget_ms=None)
+    assert rows[0]["choice"] == {"1": "conv_bn_e1"} and rows[0]["budget_ms"] == pytest.approx(9.5)
