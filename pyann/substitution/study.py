@@ -448,6 +448,17 @@ def _bar(total: int, progress):
 
 # ---- the study -----------------------------------------------------------------------------------
 
+def weights_sha256(model: nn.Module) -> str:
+    """A fingerprint of a model's weights and buffers: a study's stages belong to one teacher (a
+    cache retrained in between would otherwise mix two teachers' results in one folder)."""
+    import hashlib
+    h = hashlib.sha256()
+    for name, array in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()[:16]
+
+
 def _check_identity(out: Path, ident: dict) -> None:
     """Refuse a folder holding a study of another configuration (its files would be mixed in)."""
     path = out / "study.json"
@@ -502,7 +513,8 @@ def _study(preset: Preset, out: Path, executor, *, root, cache, data, budget_ms,
     log(f"teacher: WRN-{teacher.depth}-{teacher.width}, {teacher_record['source']}")
     pairs = substitutions(teacher, preset, only)
     _check_identity(out, {"format": FORMAT, "preset": preset.to_dict(), "seed": seed,
-                          "pairs": [list(p) for p in pairs], "data": describe_data(data, with_path=False)})
+                          "pairs": [list(p) for p in pairs], "data": describe_data(data, with_path=False),
+                          "teacher_sha256": weights_sha256(teacher)})
     t0 = time.perf_counter()
     teacher_acc = _teacher_accuracy(teacher, arrays, preset, out)
     teacher_record.update(accuracy=teacher_acc, test_images=int(len(arrays["y_test"])))

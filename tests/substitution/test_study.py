@@ -248,3 +248,13 @@ def test_default_budget_is_a_share_of_the_teacher_or_halfway_to_the_fastest():
     assert budget == pytest.approx(9.5) and "halfway" in why
     rows = study.selections(latency(4.0), scores, dataclasses.replace(SMOKE, latency_batch_sizes=(8,)), budget_ms=None)
     assert rows[0]["choice"] == {"1": "conv_bn_e1"} and rows[0]["budget_ms"] == pytest.approx(9.5)
+
+
+def test_another_teacher_in_the_folder_is_refused(local, tmp_path):
+    from pyann import nn
+    out = tmp_path / "teacher"
+    shutil.copytree(local[0], out)
+    other = nn.build("wrn", depth=TINY.depth, width=TINY.width, input_size=TINY.input_size, rng=5)
+    nn.save(other, out / "teacher.npz")   # as if the cache had been retrained meanwhile
+    with pytest.raises(ValueError, match="another configuration .*teacher_sha256"):
+        study.run_study(TINY, out, **QUIET)
