@@ -22,7 +22,7 @@ BENCHMARKS = {
     "relu": ("bench.relu", "ReLU prediction: dense, masked, zero-skipping, combined mlp5 inference, 10,000 images"),
     "kernels": ("bench.kernels", "dense C kernels vs NumPy, batched and one sample at a time"),
     "train": ("bench.train", "training step images/s, pyann vs PyTorch CPU: cnn3 and WRN-16-2"),
-    "prune": ("bench.prune", "pruned MLPs: sparse and 4x1-blocked kernels vs dense and peers, 10,000 images"),
+    "prune": ("bench.prune", "pruned fcn2, mlp5 and cnn3: sparse, 4x1-blocked and sparse x zero-skipping kernels vs dense and peers, and a density sweep"),
 }
 DEFAULT = "relu"
 
