@@ -790,13 +790,8 @@ class InputSparseWeights:
         for name, a in (("ptr", ptr), ("idx", idx), ("val", val)):
             object.__setattr__(self, name, a)
 
-    @property
-    def nnz(self) -> int:
-        return int(self.idx.shape[0])
-
-    @property
-    def density(self) -> float:
-        return self.nnz / max(self.in_features * self.out_features, 1)
+    nnz = SparseWeights.nnz           # stored weights, and their share of in x out, as for SparseWeights
+    density = SparseWeights.density
 
     @property
     def row_lengths(self) -> np.ndarray:

@@ -466,3 +466,21 @@ def fingerprint(model: Module) -> str:
         h.update(str(p.data.shape).encode())
         h.update(np.ascontiguousarray(p.data, np.float32).tobytes())
     return h.hexdigest()[:16]
+
+
+class eval_mode:
+    """with eval_mode(*modules): run them in eval mode (frozen BatchNorm statistics, no dropout)
+    and give each its own training flag back afterwards, whatever happens in the block."""
+
+    def __init__(self, *modules: Module):
+        self.modules = modules
+
+    def __enter__(self):
+        self.modes = [m.training for m in self.modules]
+        for m in self.modules:
+            m.eval()
+        return self
+
+    def __exit__(self, *exc):
+        for m, mode in zip(self.modules, self.modes):
+            m.train(mode)

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import nn
 from ..data.transforms import check_float_input
-from ..nn.module import positive_int
+from ..nn.module import eval_mode, positive_int
 from ..ops import nmse_backward, nmse_forward
 from ..optim import Adam
 from .candidates import block_slot, candidate_for, copy_module
@@ -90,22 +90,6 @@ def _suffix(teacher, pos: int) -> List[nn.Module]:
     return [layer for _, layer in _layers(teacher)[after:]]
 
 
-class _EvalMode:
-    """Run modules in eval mode (frozen BN statistics) and restore each one's mode after."""
-
-    def __init__(self, *modules):
-        self.modules = modules
-
-    def __enter__(self):
-        self.modes = [m.training for m in self.modules]
-        for m in self.modules:
-            m.eval()
-
-    def __exit__(self, *exc):
-        for m, mode in zip(self.modules, self.modes):
-            m.train(mode)
-
-
 def block_io(teacher, x, positions) -> Dict[int, Tuple[np.ndarray, np.ndarray]]:
     """{pos: (block input, block output)} for the requested positions, from one eval-mode forward
     pass of the teacher over x (N, C, H, W): no backward, no running statistic changes, and
@@ -113,7 +97,7 @@ def block_io(teacher, x, positions) -> Dict[int, Tuple[np.ndarray, np.ndarray]]:
     wanted = _check_positions(teacher, positions)
     h = check_float_input(x, "block_io")
     found = {}
-    with _EvalMode(teacher):
+    with eval_mode(teacher):
         for name, layer in _layers(teacher):
             pos = int(name[5:]) if name.startswith("block") else None
             out = layer.forward(h)
@@ -180,7 +164,7 @@ class _Learner:
 
     def held_out_loss(self, block_input: np.ndarray, block_output: np.ndarray) -> float:
         t0 = time.perf_counter()
-        with _EvalMode(self.module):
+        with eval_mode(self.module):
             loss = nmse_forward(self.module.forward(block_input), block_output)[0]
         self.seconds += time.perf_counter() - t0
         return float(loss)
@@ -272,7 +256,7 @@ def lana_scores(teacher, entries, x_test, y_test, batch_size: int = 100) -> Dict
     batch_size = positive_int("lana_scores", "batch_size", batch_size)
     suffixes = {pos: _suffix(teacher, pos) for pos in positions}
     correct = dict.fromkeys(modules, 0)
-    with _EvalMode(teacher, *modules.values()):
+    with eval_mode(teacher, *modules.values()):
         for start in range(0, len(x_test), batch_size):
             io = block_io(teacher, x_test[start:start + batch_size], positions)
             labels = y_test[start:start + batch_size]

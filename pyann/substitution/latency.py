@@ -33,6 +33,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 
 import numpy as np
 
+from ..nn.module import eval_mode
+
 DEFAULT_REPEATS = {1: 25, 128: 7}
 
 
@@ -86,22 +88,6 @@ def _round_robin(items: List[_Timed], repeats: int, warmup: int) -> None:
         k = r % len(items)
         for item in items[k:] + items[:k]:
             item.run(record=r >= warmup)
-
-
-class _EvalMode:
-    """Put modules in eval mode for the timing and give each its own training flag back."""
-
-    def __init__(self, modules):
-        self.modules = list(modules)
-
-    def __enter__(self):
-        self.was = [m.training for m in self.modules]
-        for m in self.modules:
-            m.eval()
-
-    def __exit__(self, *exc):
-        for m, was in zip(self.modules, self.was):
-            m.train(was)
 
 
 def _threads(threads: Optional[int]) -> int:
@@ -169,7 +155,7 @@ def measure_latency(teacher, positions: Sequence[int], candidates_by_position: M
     rng = np.random.default_rng(seed)
     ms: Dict[tuple, Dict[str, float]] = {}
     modules = [teacher] + [m for row in table.values() for m in row.values()]
-    with _Threads(threads), _EvalMode(modules):
+    with _Threads(threads), eval_mode(*modules):
         record = _thread_record(threads)
         for batch in batch_sizes:
             n = _repeats_for(repeats, batch)
@@ -210,6 +196,6 @@ def networks_latency(models: Mapping[str, object], batch: int, repeats: Union[in
         raise ValueError(f"networks_latency: the models take different inputs {sorted(shapes)}")
     x = np.random.default_rng(seed).standard_normal((batch,) + shapes.pop(), np.float32)
     items = [_Timed(name, m, x) for name, m in models.items()]
-    with _Threads(threads), _EvalMode(models.values()):
+    with _Threads(threads), eval_mode(*models.values()):
         _round_robin(items, _repeats_for(repeats, batch), warmup)
     return {item.key: item.median_ms() for item in items}
