@@ -81,11 +81,15 @@ def _offset(latency: Mapping, batch: int, ms: Dict[int, Dict[str, float]]) -> fl
 
 def _pareto(states: List[tuple]) -> List[tuple]:
     """Keep the states (ms, score, choice) no other state dominates: sorted by ms, then by
-    score descending, a state survives only if it scores strictly more than every faster one."""
+    score descending, a state survives only if it scores strictly more than every faster one.
+    Latencies within float noise (_REL_TOL) count as equal: sums of the same times in another
+    order differ in the last bits, and a state 2e-18 ms faster but scoring less is no choice."""
     states.sort(key=lambda s: (s[0], -s[1]))
     kept, best = [], float("-inf")
     for s in states:
         if s[1] > best:
+            while kept and s[0] - kept[-1][0] <= _REL_TOL * max(1.0, abs(s[0])):
+                kept.pop()        # as fast as s within noise, and scoring less
             kept.append(s)
             best = s[1]
     return kept
