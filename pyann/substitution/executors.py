@@ -129,6 +129,7 @@ class DaskExecutor:
                 f"cannot reach the Dask scheduler at {_text(address)} within {timeout:g} s "
                 f"({type(exc).__name__}: {_first_line(exc)}); start one with `dask scheduler` and workers with "
                 f"`dask worker ADDRESS --nthreads 1`, or leave out --scheduler to run on this machine") from None
+        _check_environment(self.client, _text(address))
         self._executor = self.client.get_executor(pure=False)
         info = self.client.scheduler_info()
         self.workers = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()) or None
@@ -154,6 +155,32 @@ class DaskExecutor:
 
     def __exit__(self, exc_type, *exc):
         self.close(abort=exc_type is not None)
+
+
+class ClusterEnvironmentError(ValueError):
+    """The Dask scheduler or a worker cannot import pyann: the trials would fail there one by one."""
+
+
+def _check_environment(client, address: str) -> None:
+    """Every trial is a pickled call of pyann code, which the scheduler unpickles as well as the
+    workers: each needs pyann installed (the same version), or Dask fails every trial with a
+    deserialisation error that does not name the cause. Checked once, before any work."""
+    # a lambda is pickled by value, so this probe itself needs no pyann on the other side
+    probe = lambda: __import__("importlib.util").util.find_spec("pyann") is not None  # noqa: E731
+    missing = []
+    try:
+        if not client.run_on_scheduler(probe):
+            missing.append("the scheduler")
+        missing += [f"worker {w}" for w, found in sorted(client.run(probe).items()) if not found]
+    except Exception as exc:   # a scheduler that refuses the probe says nothing about pyann: go on
+        if "pyann" in str(exc):
+            missing.append(f"the cluster ({_first_line(exc)})")
+    if missing:
+        client.close()
+        raise ClusterEnvironmentError(
+            f"{', '.join(missing)} at {address} cannot import pyann: install it, with the same version, in the "
+            f"environment that runs `dask scheduler` and every `dask worker` (pip install 'pyann[dask]'), then "
+            f"restart them")
 
 
 def _check_address(address) -> None:

@@ -549,8 +549,8 @@ def _study(preset: Preset, out: Path, executor, *, root, cache, data, budget_ms,
 
 
 def _attach_trials(chosen: List[dict], trials: List[dict], seed: int) -> None:
-    """Each selection's trial id and fine-tuned accuracy (None where its network was not trained:
-    only the selection batch's choice is, unless another batch chose the same network)."""
+    """Each selection's trial id and fine-tuned accuracy (None where its network was not trained,
+    as in a study run with `only`)."""
     by_id = {t["id"]: t for t in trials}
     for row in chosen:
         tid = trial_id({int(p): n for p, n in row["choice"].items()}, seed)
@@ -570,14 +570,13 @@ def _teacher_accuracy(teacher, arrays, preset: Preset, out: Path) -> float:
 
 
 def _specs(preset, pairs, chosen, seed, teacher, modules, out, blas_threads, callbacks) -> List[dict]:
-    """Baseline seeds, then every single substitution, then the selected network (when it is none
-    of those): the seeds of the substitutions are the first baseline seed's."""
+    """Baseline seeds, then every single substitution, then each latency batch's selected network
+    (when it is none of those): the seeds of the substitutions are the first baseline seed's."""
     first = seed + preset.baseline_seeds[0]
     wanted = [({}, seed + s) for s in preset.baseline_seeds]
     wanted += [({p: n}, first) for p, n in pairs if n != "original"]
     for row in chosen:
-        if row["batch"] == preset.selection_batch:
-            wanted.append(({int(p): n for p, n in row["choice"].items()}, first))
+        wanted.append(({int(p): n for p, n in row["choice"].items()}, first))
     specs, seen = [], set()
     for replacements, s in wanted:
         tid = trial_id(replacements, s)

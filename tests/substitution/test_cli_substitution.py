@@ -86,4 +86,4 @@ def test_unreachable_scheduler_is_one_line_within_seconds(tmp_path, capsys):
 def test_estimate_prints_the_measured_plan(capsys):
     assert main(["substitution-study", "--preset", "smoke", "--estimate"]) == 0
     out = capsys.readouterr().out
-    assert "smoke preset (WRN-16-2)" in out and "measured at" in out and "20 trials" in out
+    assert "smoke preset (WRN-16-2)" in out and "measured at" in out and "21 trials" in out

@@ -86,3 +86,31 @@ def test_dask_executor_runs_submitted_work_and_shared_arrays():
             assert ex.kind == "dask" and ex.blas_threads == 1 and "Dask scheduler" in ex.describe()
             shared = ex.share({"x": np.ones((2, 3), np.float32)})
             assert ex.submit(_total, shared).result(timeout=60) == 6.0
+
+
+class FakeClient:
+    """Answers the environment probe as a cluster would: the scheduler's, then each worker's."""
+
+    def __init__(self, scheduler: bool, workers: dict):
+        self.scheduler, self.workers, self.closed = scheduler, workers, False
+
+    def run_on_scheduler(self, probe):
+        assert probe() is True   # the probe itself runs here (pyann is importable in the tests)
+        return self.scheduler
+
+    def run(self, probe):
+        return dict(self.workers)
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_cluster_that_cannot_import_pyann_is_named_before_any_work():
+    client = FakeClient(False, {"tcp://a:1": True, "tcp://b:2": False})
+    with pytest.raises(executors.ClusterEnvironmentError,
+                       match=r"the scheduler, worker tcp://b:2 at tcp://s:8786 cannot import pyann: install it"):
+        executors._check_environment(client, "tcp://s:8786")
+    assert client.closed
+    fine = FakeClient(True, {"tcp://a:1": True})
+    executors._check_environment(fine, "tcp://s:8786")
+    assert not fine.closed

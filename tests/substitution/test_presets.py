@@ -92,4 +92,4 @@ def test_measured_lana_cost_enters_the_plan():
 
 def test_trial_count_of_each_preset():
     # 3 baselines + 5 at the first two positions (no identity) + 6 at the last + the selection
-    assert presets.count_trials(presets.PAPER) == presets.count_trials(presets.CPU) == 3 + 5 + 5 + 6 + 1
+    assert presets.count_trials(presets.PAPER) == presets.count_trials(presets.CPU) == 3 + 5 + 5 + 6 + 2
