@@ -11,8 +11,17 @@
  *   4. GEMV / per-sample       - one row, 8 vectors per tile (8 independent FMA chains hide the
  *                                FMA latency); output blocks split over the threads, and in the
  *                                per-sample loop the parallel region is hoisted out of the loop
+ *   5. packed (GotoBLAS/BLIS)  - w packed once, when a plan is built, into panels of PK_NR columns
+ *                                so the micro-kernel reads it contiguously; x copied per thread
+ *                                into PK_MR-row slivers; PK_MR x PK_NR outputs in registers
+ *                                (AVX-512: 14 x 32 = 28 of 32 zmm) so each w load feeds 14 FMAs
+ *                                and each x broadcast 2; k blocked by PK_KC so a w panel stays in
+ *                                L1; tasks of PK_MC rows handed out dynamically (a busy core
+ *                                takes fewer). ~1.0x OpenBLAS at 1 thread (version 3: ~0.5x)
  */
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 #include "pyann_kernels.h"
 #include "runtime.h"
 #include "simd.h"
@@ -154,4 +163,158 @@ int pyann_dense_per_sample(const float *x, const float *w, const float *b, float
             gemv_task(x + i * in, w, b, y + i * out, in, out, relu, t);
     }
     return PYANN_OK;
+}
+
+/* ---- 5. packed weights ---------------------------------------------------------------------- */
+
+/* Register block: PK_MR rows x PK_NV vectors, as many accumulators as the ISA has registers for
+   while leaving PK_NV for the w vectors and one for the broadcast x (AVX-512: 32 zmm, AVX2: 16 ymm). */
+#if VW == 16
+#define PK_MR 14
+#define PK_NV 2
+#elif VW == 8
+#define PK_MR 6
+#define PK_NV 2
+#else
+#define PK_MR 4
+#define PK_NV 4
+#endif
+#define PK_NR (PK_NV * VW)
+/* Cache blocking (AVX-512 sizes; -DPK_KC=.. -DPK_MB=.. to tune): a kc x nr block of a w panel
+   (256 x 32 floats, 32 KB) stays in L1 (48 KB here) while the task's slivers pass over it, and
+   the task's packed x (mc x kc, 56 x 256 floats, 57 KB) stays in L2 while the panels pass over
+   it. Measured at 1 thread on 784x512 and 512x512, batch 10,000: kc 192..400 and mc 28..112
+   rows are within ~3 % of each other; mc 56 was the fastest on 512x512. */
+#ifndef PK_KC
+#define PK_KC 256
+#endif
+#ifndef PK_MB
+#define PK_MB 4         /* slivers per task */
+#endif
+#define PK_MC (PK_MR * PK_MB)
+
+int pyann_dense_panel_width(void) { return PK_NR; }
+
+int64_t pyann_dense_packed_size(int64_t in, int64_t out)
+{
+    if (in < 0 || out < 0) return PYANN_EINVAL;
+    return (out + PK_NR - 1) / PK_NR * in * PK_NR;
+}
+
+/* Packed layout: panel j (columns j*NR .. j*NR + NR) is wp[j*in*NR ..], row k of it at
+   wp[(j*in + k)*NR + c] = w[k, j*NR + c], the columns past `out` in the last panel zero. A kc
+   block of any panel is then contiguous, whatever kc the kernel picks. */
+int pyann_dense_pack(const float *w, float *wp, int64_t in, int64_t out)
+{
+    if (in < 0 || out < 0 || (in > 0 && out > 0 && (!w || !wp))) return PYANN_EINVAL;
+    const int64_t panels = (out + PK_NR - 1) / PK_NR;
+    for (int64_t j = 0; j < panels; j++) {
+        const int64_t c0 = j * PK_NR, cols = out - c0 < PK_NR ? out - c0 : PK_NR;
+        for (int64_t k = 0; k < in; k++) {
+            float *dst = wp + (j * in + k) * PK_NR;
+            memcpy(dst, w + k * out + c0, sizeof(float) * (size_t)cols);
+            for (int64_t c = cols; c < PK_NR; c++) dst[c] = 0.0f;
+        }
+    }
+    return PYANN_OK;
+}
+
+/* x rows [r0, r0 + rows) x columns [k0, k0 + kc) -> slivers of PK_MR rows, sliver s at
+   xs[s*MR*KC ..], row r of it at [r*KC ..]: each row one memcpy (a transposed layout would let
+   the broadcasts walk one stream, but its scalar stores cost ~10 % of the layer), and with the
+   compile-time row stride KC the micro-kernel addresses all MR rows from one pointer.
+   Rows past `rows` are zero (their outputs are computed and dropped). */
+static void pk_pack_x(const float *x, float *xs, int64_t r0, int64_t rows, int64_t k0, int64_t kc, int64_t in)
+{
+    const int64_t padded = (rows + PK_MR - 1) / PK_MR * PK_MR;
+    for (int64_t r = 0; r < rows; r++) memcpy(xs + r * PK_KC, x + (r0 + r) * in + k0, sizeof(float) * (size_t)kc);
+    for (int64_t r = rows; r < padded; r++) memset(xs + r * PK_KC, 0, sizeof(float) * (size_t)kc);
+}
+
+/* The micro-kernel: y tile (PK_MR x PK_NR, row stride ldy) = bias (first) or itself, plus xs @ wp
+   over kc, ReLU on the last k block. */
+static inline __attribute__((always_inline)) void
+pk_micro(int64_t kc, const float *restrict xs, const float *restrict wp, const float *b,
+         float *y, int64_t ldy, int first, int last, int relu)
+{
+    vec_t acc[PK_MR][PK_NV];
+    if (first) {
+        for (int v = 0; v < PK_NV; v++) {
+            const vec_t init = b ? vload(b + v * VW) : vzero();
+            for (int r = 0; r < PK_MR; r++) acc[r][v] = init;
+        }
+    } else {
+        for (int r = 0; r < PK_MR; r++)
+            for (int v = 0; v < PK_NV; v++) acc[r][v] = vload(y + r * ldy + v * VW);
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        vec_t wv[PK_NV];
+        for (int v = 0; v < PK_NV; v++) wv[v] = vload(wp + k * PK_NR + v * VW);
+        for (int r = 0; r < PK_MR; r++) {
+            const vec_t xb = vset1(xs[r * PK_KC + k]);
+            for (int v = 0; v < PK_NV; v++) acc[r][v] = vfma(xb, wv[v], acc[r][v]);
+        }
+    }
+    for (int r = 0; r < PK_MR; r++)
+        for (int v = 0; v < PK_NV; v++)
+            vstore(y + r * ldy + v * VW, (last && relu) ? vrelu(acc[r][v]) : acc[r][v]);
+}
+
+/* A tile cut by the bottom (rows < MR) or right (cols < NR) edge: through a full-size buffer. */
+static void pk_micro_edge(int64_t kc, const float *xs, const float *wp, const float *b, float *y,
+                          int64_t ldy, int64_t rows, int64_t cols, int first, int last, int relu)
+{
+    float tile[PK_MR * PK_NR], bias[PK_NR];
+    memset(tile, 0, sizeof tile);
+    if (first && b) {
+        memset(bias, 0, sizeof bias);
+        memcpy(bias, b, sizeof(float) * (size_t)cols);
+    }
+    if (!first)
+        for (int64_t r = 0; r < rows; r++) memcpy(tile + r * PK_NR, y + r * ldy, sizeof(float) * (size_t)cols);
+    pk_micro(kc, xs, wp, first && b ? bias : NULL, tile, PK_NR, first, last, relu);
+    for (int64_t r = 0; r < rows; r++) memcpy(y + r * ldy, tile + r * PK_NR, sizeof(float) * (size_t)cols);
+}
+
+int pyann_dense_packed(const float *x, const float *wp, const float *b, float *y,
+                       int64_t n, int64_t in, int64_t out, int relu)
+{
+    if (bad_args(x, wp, y, n, in, out)) return PYANN_EINVAL;
+    if (n == 0 || out == 0) return PYANN_OK;
+    const int64_t panels = (out + PK_NR - 1) / PK_NR;
+    const int64_t kblocks = in > 0 ? (in + PK_KC - 1) / PK_KC : 1;   /* in 0: one pass, bias only */
+    const int64_t kc_max = (in + kblocks - 1) / kblocks;               /* even blocks, no thin tail */
+    const int64_t tasks = (n + PK_MC - 1) / PK_MC;
+    int fail = 0;
+    #pragma omp parallel reduction(| : fail) num_threads(pyann_team())
+    {
+        float *xs = aligned_alloc(64, sizeof(float) * PK_MC * PK_KC);
+        if (!xs) fail = 1;
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t t = 0; t < tasks; t++) {
+            if (!xs) continue;
+            const int64_t r0 = t * PK_MC, rows = n - r0 < PK_MC ? n - r0 : PK_MC;
+            for (int64_t kb = 0; kb < kblocks; kb++) {
+                const int64_t k0 = kb * kc_max, kc = in - k0 < kc_max ? in - k0 : kc_max;
+                if (kc > 0) pk_pack_x(x, xs, r0, rows, k0, kc, in);
+                const int first = kb == 0, last = kb == kblocks - 1;
+                for (int64_t j = 0; j < panels; j++) {
+                    const int64_t c0 = j * PK_NR, cols = out - c0 < PK_NR ? out - c0 : PK_NR;
+                    const float *wpj = wp + (j * in + k0) * PK_NR;
+                    const float *bj = b ? b + c0 : NULL;
+                    for (int64_t s = 0; s * PK_MR < rows; s++) {
+                        const int64_t rs = rows - s * PK_MR < PK_MR ? rows - s * PK_MR : PK_MR;
+                        float *yt = y + (r0 + s * PK_MR) * out + c0;
+                        const float *xss = xs + s * PK_MR * PK_KC;
+                        if (rs == PK_MR && cols == PK_NR)
+                            pk_micro(kc, xss, wpj, bj, yt, out, first, last, relu);
+                        else
+                            pk_micro_edge(kc, xss, wpj, bj, yt, out, rs, cols, first, last, relu);
+                    }
+                }
+            }
+        }
+        free(xs);
+    }
+    return fail ? PYANN_ENOMEM : PYANN_OK;
 }

@@ -48,6 +48,15 @@ int pyann_dense_gemv(const float *x, const float *w, const float *b, float *y,
    x (n, in) in turn, both cores working on the same sample. */
 int pyann_dense_per_sample(const float *x, const float *w, const float *b, float *y,
                            int64_t n, int64_t in, int64_t out, int relu);
+/* Packed weights (GotoBLAS style): w (in, out) copied once into panels of
+   pyann_dense_panel_width() columns (the last zero-padded), pyann_dense_packed_size(in, out)
+   floats; then the batched layer from the packed copy: x (n, in), b (out) or NULL, y (n, out),
+   the same result as pyann_dense_batched. The panel width depends on the ISA compiled for. */
+int pyann_dense_panel_width(void);
+int64_t pyann_dense_packed_size(int64_t in, int64_t out);
+int pyann_dense_pack(const float *w, float *wp, int64_t in, int64_t out);
+int pyann_dense_packed(const float *x, const float *wp, const float *b, float *y,
+                       int64_t n, int64_t in, int64_t out, int relu);
 /* ---- relu_predict.c: acti-masked and zero-skipping layers (paper 1, ReLU prediction) ------ */
 /* One layer y = x @ w + b (+ ReLU), x (n, in), w (in, out), y (n, out), computing only part of it:
      mask, mask_mode: uint8, nonzero = compute the neuron. mask_mode 0: no mask (mask ignored);

@@ -219,14 +219,101 @@ def dense_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, r
         return np.maximum(y, 0) if relu else y
 
 
-def dense(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, relu: bool = False,
+@dataclasses.dataclass(frozen=True, eq=False)
+class PackedDense:
+    """A dense layer's w (in_features, out_features) packed once for the batched kernel: panels
+    of `panel` columns (the last zero-padded), panel j's row k at data[(j * in + k) * panel ..]
+    (csrc/dense.c, version 5). `panel` is the width this build's kernel reads (16 x the vectors of
+    its register block: 32 with AVX-512); a packing made for another width is refused. Build with
+    pack_dense(w); the constructor checks what C will trust. NaN and Inf are kept: the dense
+    kernel computes every product, so they propagate as in dense_reference."""
+    data: np.ndarray
+    in_features: int
+    out_features: int
+    panel: int
+
+    def __post_init__(self):
+        for name in ("in_features", "out_features", "panel"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"PackedDense: {name} must be an int >= 0, got {v!r}")
+        n_in, n_out, panel = int(self.in_features), int(self.out_features), int(self.panel)
+        if panel != panel_width():
+            raise ValueError(f"PackedDense: packed for panels of {panel} columns, this build's kernel reads "
+                             f"{panel_width()} (pack the weights again with pack_dense(w))")
+        size = -(-n_out // panel) * n_in * panel
+        data = check_array("data", self.data, np.float32, shape=(size,))
+        for name, v in (("data", data), ("in_features", n_in), ("out_features", n_out), ("panel", panel)):
+            object.__setattr__(self, name, v)
+
+    @property
+    def shape(self) -> tuple:
+        return (self.in_features, self.out_features)
+
+    def to_dense(self) -> np.ndarray:
+        """The (in, out) float32 matrix that was packed."""
+        n_in, n_out, p = self.in_features, self.out_features, self.panel
+        panels = self.data.reshape(-(-n_out // p), n_in, p)    # (panels, in, panel)
+        return np.ascontiguousarray(panels.transpose(1, 0, 2).reshape(n_in, panels.shape[0] * p)[:, :n_out])
+
+
+def panel_width() -> int:
+    """Columns per panel of a PackedDense for the kernels loaded (ISA-dependent)."""
+    return int(_lib().pyann_dense_panel_width())
+
+
+def _aligned_empty(size: int) -> np.ndarray:
+    """float32 (size,) starting on a 64-byte boundary: a cache line, so no vector load of a panel
+    row straddles two."""
+    raw = np.empty(size + 16, np.float32)
+    start = (-raw.ctypes.data % 64) // 4
+    return raw[start:start + size]
+
+
+def pack_dense(w: np.ndarray) -> PackedDense:
+    """Pack w (in, out) float32 for the batched dense kernel, once (when a plan is built): the
+    copy is laid out so the kernel reads it contiguously. Use with dense(x, packed, b)."""
+    if isinstance(w, PackedDense):
+        raise ValueError("w is already a PackedDense")
+    w = check_array("w", w, np.float32, ndim=2)
+    n_in, n_out = w.shape
+    size = int(_lib().pyann_dense_packed_size(n_in, n_out))
+    data = _aligned_empty(size)
+    _call(_lib().pyann_dense_pack, _ptr(w), _ptr(data), n_in, n_out)
+    return PackedDense(data, n_in, n_out, panel_width())
+
+
+def dense(x: np.ndarray, w, b: np.ndarray | None = None, relu: bool = False,
           out: np.ndarray | None = None) -> np.ndarray:
-    """Batched dense layer in C. x (n, in) float32, w (in, out) float32, b (out,) or None.
+    """Batched dense layer in C. x (n, in) float32, w (in, out) float32 or a PackedDense
+    (pack_dense(w): the faster packed kernel), b (out,) or None.
     Returns y (n, out) float32 (written into `out` when given)."""
+    if isinstance(w, PackedDense):
+        return dense_packed(x, w, b, relu, out)
     x, w, b = _dense_args(x, w, b, 2)
     (n, n_in), n_out = x.shape, w.shape[1]
     y = output_buffer(out, (n, n_out), dict(x=x, w=w, b=b))
     _call(_lib().pyann_dense_batched, _ptr(x), _ptr(w), _ptr(b), _ptr(y), n, n_in, n_out, int(bool(relu)))
+    return _finish(y, out)
+
+
+def dense_packed(x: np.ndarray, pw: PackedDense, b: np.ndarray | None = None, relu: bool = False,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """The batched dense layer from packed weights (pack_dense(w)): the same y (n, out) as
+    dense(x, w, b, relu), up to float rounding."""
+    if not isinstance(pw, PackedDense):
+        raise ValueError(f"pw must be a PackedDense (pack_dense(w)), got {type(pw).__name__}")
+    if pw.panel != panel_width():   # a PackedDense unpickled from a build for another ISA
+        raise ValueError(f"pw was packed for panels of {pw.panel} columns, this build reads {panel_width()}: "
+                         f"pack the weights again")
+    data = check_array("pw.data", pw.data, np.float32, shape=(-(-pw.out_features // pw.panel) * pw.in_features * pw.panel,))
+    x = check_array("x", x, np.float32, shape=(None, pw.in_features))
+    if b is not None:
+        b = check_array("b", b, np.float32, shape=(pw.out_features,))
+    n = x.shape[0]
+    y = output_buffer(out, (n, pw.out_features), dict(x=x, w=data, b=b))
+    _call(_lib().pyann_dense_packed, _ptr(x), _ptr(data), _ptr(b), _ptr(y), n, pw.in_features,
+          pw.out_features, int(bool(relu)))
     return _finish(y, out)
 
 

@@ -235,3 +235,34 @@ def test_sparse_plan_errors():
         infer.compile(model, "sparse", layer_kernels=[None, None, "blocked"])
     with pytest.raises(ValueError, match="plan 'sparse' only"):
         infer.compile(model, "dense", layer_kernels=["sparse"] * 3)
+
+
+def test_batched_plans_pack_their_dense_layers_once(small, monkeypatch):
+    model, x = small
+    want = model.forward(x)
+    plan = infer.compile(model, "dense", mode="batched")
+    for l in plan.layers:
+        assert isinstance(l.packed, kernels.PackedDense)
+        np.testing.assert_array_equal(l.packed.to_dense(), l.w)
+    sparse = infer.compile(model, "sparse", layer_kernels=["dense", "sparse", "dense", "blocked", "dense"])
+    assert [l.packed is not None for l in sparse.layers] == [True, False, True, False, True]
+    for other in (infer.compile(model, "dense", mode="one_at_a_time"), infer.compile(model, "numpy"),
+                  infer.compile(model, "zeroskip")):
+        assert all(l.packed is None for l in other.layers)
+    packs = []
+    monkeypatch.setattr(kernels, "pack_dense", lambda w: packs.append(w))
+    for p in (plan, sparse):
+        np.testing.assert_allclose(p.run(x), want, rtol=1e-4, atol=1e-4)
+    assert not packs                   # at compile time, never per run
+    first = plan.layers[0]
+    first.w = first.w.copy()           # a replaced w drops its now stale packing...
+    assert first.packed is None
+    np.testing.assert_allclose(plan.run(x), want, rtol=1e-4, atol=1e-4)   # ...and runs unpacked
+
+
+def test_masked_plan_packs_the_layers_without_a_mask(small):
+    model, x = small
+    pred = HistoryPredictor(0.4, (2, 3)).fit(model, x.reshape(len(x), -1))
+    plan = infer.compile(model, "masked", pred, mode="batched", compact=False)
+    assert [l.packed is not None for l in plan.layers] == [l.mask is None and l.lowrank is None for l in plan.layers]
+    assert any(l.packed is not None for l in plan.layers) and any(l.packed is None for l in plan.layers)

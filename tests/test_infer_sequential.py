@@ -3,7 +3,7 @@ choice, agree with the model; errors are named."""
 import numpy as np
 import pytest
 
-from pyann import infer, nn
+from pyann import infer, kernels, nn
 from pyann.nn import zoo
 
 
@@ -36,6 +36,9 @@ def test_convolutional_plans_match_the_model(plan, choice):
                 assert s.label() == min(s.timing, key=s.timing.get)
     assert compiled.run(x[:0]).shape == (0, 10)
     assert "weight density" in compiled.describe()
+    for s in compiled.steps:   # a Linear on pyann's dense kernel runs from weights packed at compile
+        on_pyann_dense = s.kind == "linear" and s.sparse is None and plan != "numpy"
+        assert isinstance(s.packed, kernels.PackedDense) == on_pyann_dense
 
 
 def test_cnn3_sparse_plan_counts_what_it_executes():

@@ -4,7 +4,14 @@ import pytest
 
 from pyann import kernels
 
-FORMS = [kernels.dense, kernels.dense_per_sample]
+
+
+def _packed(x, w, b=None, relu=False, out=None):
+    """The batched layer from packed weights (the packing's own checks included)."""
+    return kernels.dense(x, kernels.pack_dense(w), b, relu=relu, out=out)
+
+
+FORMS = [kernels.dense, kernels.dense_per_sample, _packed]
 
 
 def _case(rng, n, d_in, d_out):

@@ -68,8 +68,19 @@ def test_dense_forms(case, relu):
     want = K.dense_reference(x, w, b, relu)
     assert_same(K.dense(x, w, b, relu), want, x.shape[1])
     assert_same(K.dense_per_sample(x, w, b, relu), want, x.shape[1])
+    assert_same(K.dense(x, K.pack_dense(w), b, relu), want, x.shape[1])
     if len(x):
         assert_same(K.dense_gemv(x[0], w, b, relu), want[0], x.shape[1])
+
+
+@given(layers(max_n=130, max_in=600, max_out=100), st.booleans())
+def test_dense_packed(case, relu):
+    # shapes across the packed kernel's blocks: row tasks of 56, slivers of 14, panels of 32
+    # columns, k blocks of up to 256 (AVX-512 sizes), each with a ragged edge or none
+    x, w, b, _ = case
+    pw = K.pack_dense(w)
+    np.testing.assert_array_equal(pw.to_dense(), w)
+    assert_same(K.dense(x, pw, b, relu), K.dense_reference(x, w, b, relu), x.shape[1])
 
 
 @given(layers(), st.sampled_from(["none", "shared", "per-sample"]), st.booleans(), st.booleans(), st.booleans(),

@@ -90,7 +90,7 @@ def _kernel_sum(seed):
     x = rng.standard_normal((200, 300), dtype=np.float32)
     w = rng.standard_normal((300, 256), dtype=np.float32)
     x[x < 0] = 0
-    return float(K.dense(x, w).sum() + K.relu_layer(x, w, zero_skip=True).sum()
+    return float(K.dense(x, w).sum() + K.dense(x, K.pack_dense(w)).sum() + K.relu_layer(x, w, zero_skip=True).sum()
                  + K.relu_layer(x[:4], w, zero_skip=True, one_at_a_time=True).sum())
 
 

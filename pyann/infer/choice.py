@@ -63,7 +63,8 @@ def choose_sparse(layers, forced, mode: str, split: str, dense: str = "pyann", z
         if force is None:
             if mode == "batched":
                 tiled = lambda run, pw: lambda: kernels.from_tiles(run(kernels.to_tiles(x), pw, l.b, l.relu), len(x))
-                dense_run = (lambda: kernels.dense(x, l.w, l.b, relu=l.relu)) if dense == "pyann" \
+                pw = kernels.pack_dense(l.w) if dense == "pyann" else None   # as the plan will run it
+                dense_run = (lambda: kernels.dense(x, pw, l.b, relu=l.relu)) if dense == "pyann" \
                     else (lambda: np.maximum(x @ l.w, 0) if l.relu else x @ l.w)
                 candidates = {"dense": dense_run,
                               "sparse": tiled(kernels.sparse_linear_tiled, packed["sparse"])}

@@ -66,10 +66,21 @@ class PlanLayer:
     timing: Optional[dict] = None              # compile-time measurement: seconds per kernel
     expected_macs: Optional[float] = None      # sparse x sparse candidates: executed MACs per calibration sample
     timing_samples: Optional[int] = None       # samples per timing (default SPARSE_CALIBRATION)
+    packed: Optional[kernels.PackedDense] = None   # w packed for the batched dense kernel, once, at compile
+
+    def __setattr__(self, name, value):
+        if name == "w":   # a packing of the old w would be stale: the layer runs unpacked until packed again
+            object.__setattr__(self, "packed", None)
+        object.__setattr__(self, name, value)
 
     @property
     def shape(self):
         return self.w.shape
+
+    @property
+    def dense_w(self):
+        """What kernels.dense runs this layer with: the packed w when the plan packed it."""
+        return self.packed if self.packed is not None else self.w
 
 
 def _mlp_layers(model) -> List[tuple]:
@@ -195,7 +206,7 @@ class InferencePlan:
                     np.maximum(y, 0, out=y)
                 macs += h.shape[0] * l.w.size
             elif k == "dense" or (k == "masked" and l.mask is None and l.lowrank is None):
-                y = kernels.dense(h, l.w, l.b, relu=l.relu)
+                y = kernels.dense(h, l.dense_w, l.b, relu=l.relu)
                 macs += h.shape[0] * l.w.size
             else:
                 zero_skip = k in ("zeroskip", "combined")
@@ -234,7 +245,7 @@ class InferencePlan:
             else:
                 if tiled:
                     h, tiled = kernels.from_tiles(h, n), False
-                h = kernels.dense(h, l.w, l.b, relu=l.relu)
+                h = kernels.dense(h, l.dense_w, l.b, relu=l.relu)
                 macs += n * l.w.size
         self.last_macs, self.last_predictor_macs = int(macs), 0
         return kernels.from_tiles(h, n) if tiled else h
@@ -359,7 +370,20 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
                            model_macs, compacted, scheme)
     if plan not in ("numpy", "dense", "sparse"):
         _pad_output(result)
+    if mode == "batched":
+        _pack_dense(result)
     return result
+
+
+def _pack_dense(plan: InferencePlan) -> None:
+    """Pack, once, the w of every layer that the batched plan runs on pyann's dense kernel
+    (kernels.pack_dense: the weight panels laid out as the kernel reads them), after every
+    transformation of w (reorder, compaction, padding)."""
+    for l in plan.layers:
+        dense = plan.kernel == "dense" or (plan.kernel == "masked" and l.mask is None and l.lowrank is None) \
+            or (plan.kernel == "sparse" and l.sparse is None)
+        if dense and l.packed is None:
+            l.packed = kernels.pack_dense(l.w)
 
 
 def _check_finite(linears, predictor: Optional[Predictor]) -> None:

@@ -38,6 +38,12 @@ class Step:
     geometry: tuple = ()                   # conv: (kernel, stride, padding, dilation); pool: (kernel, stride, padding)
     sparse: Optional[object] = None
     timing: Optional[dict] = None
+    packed: Optional[kernels.PackedDense] = None   # a Linear on pyann's dense kernel: w packed, once, at compile
+
+    def __setattr__(self, name, value):
+        if name == "w":   # a packing of the old w would be stale: the step runs unpacked until packed again
+            object.__setattr__(self, "packed", None)
+        object.__setattr__(self, name, value)
 
     def label(self) -> str:
         if self.kind not in ("conv", "linear"):
@@ -164,7 +170,7 @@ class SequentialPlan:
     def _linear(self, s: Step, h: np.ndarray) -> np.ndarray:
         if s.sparse is None and self.kernel != "numpy":
             self.last_macs += h.shape[0] * s.w.size
-            return kernels.dense(np.ascontiguousarray(h), s.w, s.b, relu=s.relu)
+            return kernels.dense(np.ascontiguousarray(h), s.packed if s.packed is not None else s.w, s.b, relu=s.relu)
         return np.ascontiguousarray(self._product(s, np.ascontiguousarray(h.T)).T)
 
 
@@ -183,4 +189,8 @@ def compile_sequential(model, plan: str = "sparse", layer_kernels=None, chunk: i
         raise ValueError("layer_kernels applies to plan 'sparse' only")
     if plan == "sparse":
         choose_sparse(weighted, layer_kernels, "batched", "images", dense="numpy")
+    if plan != "numpy":   # the Linear steps that run on pyann's dense kernel (see _linear)
+        for s in weighted:
+            if s.kind == "linear" and s.sparse is None:
+                s.packed = kernels.pack_dense(s.w)
     return SequentialPlan(steps, plan, model_fingerprint(model), chunk)
