@@ -134,7 +134,7 @@ def test_pack_dense_rejects_a_bad_w(rng):
 def test_packed_dense_checks_what_c_will_trust(rng):
     pw = K.pack_dense(rng.standard_normal((6, 40), dtype=np.float32))
     p = pw.panel
-    with pytest.raises(ValueError, match=r"data must have shape \(%d\)" % (2 * 6 * p)):
+    with pytest.raises(ValueError, match=r"data must have shape \(%d\)" % (-(-40 // p) * 6 * p)):
         K.PackedDense(pw.data[:-1].copy(), 6, 40, p)
     with pytest.raises(ValueError, match="data must have dtype float32"):
         K.PackedDense(pw.data.astype(np.float64), 6, 40, p)
