@@ -20,19 +20,22 @@ def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> di
     return time_round_robin([fn], repeats, warmup)[0]
 
 
-def time_round_robin(fns: Sequence[Callable[[], object]], repeats: int = 5, warmup: int = 1) -> List[dict]:
+def time_round_robin(fns: Sequence[Callable[[], object]], repeats: int = 5, warmup: int = 1,
+                     clock: Callable[[], float] = time.perf_counter) -> List[dict]:
     """Time several functions side by side: each round runs every function once, so a slow
     spell of a shared machine lands on all of them instead of on whichever row was being timed;
-    the ratios of the medians are then far steadier. One dict per function, as time_call."""
+    the ratios of the medians are then far steadier. One dict per function, as time_call.
+    clock: wall time by default; time.thread_time for single-threaded code on a busy machine
+    (the CPU time this thread got, not the time others took from it)."""
     for fn in fns:
         for _ in range(warmup):
             fn()
     times = [[] for _ in fns]
     for _ in range(repeats):
         for fn, ts in zip(fns, times):
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
-            ts.append(time.perf_counter() - t0)
+            ts.append(clock() - t0)
     return [{"median": statistics.median(ts), "min": min(ts), "max": max(ts), "all": ts} for ts in times]
 
 

@@ -66,6 +66,25 @@ def test_train_bench_times_every_pyann_row(tmp_path):
     assert engines["PyTorch CPU"]["note"] == "skipped (--no-torch)"
 
 
+def test_kernels_bench_has_the_dense_floor_rows(tmp_path, capsys):
+    assert main(["kernels", "--n", "40", "--repeats", "1", "--floor-repeats", "1", "--floor-threads", "1,2",
+                 "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "kernels.json").read_text())
+    assert "pyann C dense packed" in {r["kernel"] for r in result["rows"]}
+    floor = result["floor"]
+    assert "thread CPU time" in floor["method"] and "round-robin" in floor["method"]
+    rows = floor["rows"]
+    kernels_seen = ["numpy @ (OpenBLAS)", "pyann dense (old)", "pyann dense packed"]
+    for shape in ("784x512", "512x512"):
+        one = [r for r in rows if r["shape"] == shape and r["threads"] == 1]
+        assert [r["kernel"] for r in one] == kernels_seen and {r["clock"] for r in one} == {"thread CPU"}
+        assert one[0]["vs_openblas"] == 1.0 and all(r["seconds"] > 0 and r["vs_openblas"] > 0 for r in one)
+        assert len([r for r in rows if r["shape"] == shape]) == 6   # 1 thread and 2
+    assert "dense floor" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["kernels", "--floor-threads", "0"])
+
+
 # ---- the one command line of the benchmarks, and the quickstart ---------------------------------
 
 import os
