@@ -222,57 +222,82 @@ int pyann_dense_pack(const float *w, float *wp, int64_t in, int64_t out)
 /* x rows [r0, r0 + rows) x columns [k0, k0 + kc) -> slivers of PK_MR rows, sliver s at
    xs[s*MR*KC ..], row r of it at [r*KC ..]: each row one memcpy (a transposed layout would let
    the broadcasts walk one stream, but its scalar stores cost ~10 % of the layer), and with the
-   compile-time row stride KC the micro-kernel addresses all MR rows from one pointer.
-   Rows past `rows` are zero (their outputs are computed and dropped). */
+   compile-time row stride KC the micro-kernel addresses all MR rows from one pointer. */
 static void pk_pack_x(const float *x, float *xs, int64_t r0, int64_t rows, int64_t k0, int64_t kc, int64_t in)
 {
-    const int64_t padded = (rows + PK_MR - 1) / PK_MR * PK_MR;
     for (int64_t r = 0; r < rows; r++) memcpy(xs + r * PK_KC, x + (r0 + r) * in + k0, sizeof(float) * (size_t)kc);
-    for (int64_t r = rows; r < padded; r++) memset(xs + r * PK_KC, 0, sizeof(float) * (size_t)kc);
 }
 
-/* The micro-kernel: y tile (PK_MR x PK_NR, row stride ldy) = bias (first) or itself, plus xs @ wp
-   over kc, ReLU on the last k block. */
+/* The micro-kernel: y tile (`rows` x PK_NR, row stride ldy) = bias (first) or itself, plus
+   xs @ wp over kc, ReLU on the last k block. `rows` is PK_MR, or 8, 4, 2, 1 for the last sliver
+   (see pk_rows), a constant at every call site so that acc lives in registers. */
 static inline __attribute__((always_inline)) void
 pk_micro(int64_t kc, const float *restrict xs, const float *restrict wp, const float *b,
-         float *y, int64_t ldy, int first, int last, int relu)
+         float *y, int64_t ldy, int first, int last, int relu, const int rows)
 {
     vec_t acc[PK_MR][PK_NV];
     if (first) {
         for (int v = 0; v < PK_NV; v++) {
             const vec_t init = b ? vload(b + v * VW) : vzero();
-            for (int r = 0; r < PK_MR; r++) acc[r][v] = init;
+            for (int r = 0; r < rows; r++) acc[r][v] = init;
         }
     } else {
-        for (int r = 0; r < PK_MR; r++)
+        for (int r = 0; r < rows; r++)
             for (int v = 0; v < PK_NV; v++) acc[r][v] = vload(y + r * ldy + v * VW);
     }
     for (int64_t k = 0; k < kc; k++) {
         vec_t wv[PK_NV];
         for (int v = 0; v < PK_NV; v++) wv[v] = vload(wp + k * PK_NR + v * VW);
-        for (int r = 0; r < PK_MR; r++) {
+        for (int r = 0; r < rows; r++) {
             const vec_t xb = vset1(xs[r * PK_KC + k]);
             for (int v = 0; v < PK_NV; v++) acc[r][v] = vfma(xb, wv[v], acc[r][v]);
         }
     }
-    for (int r = 0; r < PK_MR; r++)
+    for (int r = 0; r < rows; r++)
         for (int v = 0; v < PK_NV; v++)
             vstore(y + r * ldy + v * VW, (last && relu) ? vrelu(acc[r][v]) : acc[r][v]);
 }
 
-/* A tile cut by the bottom (rows < MR) or right (cols < NR) edge: through a full-size buffer. */
-static void pk_micro_edge(int64_t kc, const float *xs, const float *wp, const float *b, float *y,
-                          int64_t ldy, int64_t rows, int64_t cols, int first, int last, int relu)
+/* A last sliver of rs < PK_MR rows as 8 + 4 + 2 + 1-row blocks (each at most once): a 14-row
+   block for one row would do 14x the work, and a batch of 1 is the common small case. */
+static void pk_rows(int64_t kc, const float *xs, const float *wp, const float *b, float *y, int64_t ldy,
+                    int64_t rs, int first, int last, int relu)
 {
+    int64_t r = 0;
+#if PK_MR > 8
+    if (rs - r >= 8) { pk_micro(kc, xs + r * PK_KC, wp, b, y + r * ldy, ldy, first, last, relu, 8); r += 8; }
+#endif
+#if PK_MR > 4
+    if (rs - r >= 4) { pk_micro(kc, xs + r * PK_KC, wp, b, y + r * ldy, ldy, first, last, relu, 4); r += 4; }
+#endif
+    if (rs - r >= 2) { pk_micro(kc, xs + r * PK_KC, wp, b, y + r * ldy, ldy, first, last, relu, 2); r += 2; }
+    if (rs - r >= 1) pk_micro(kc, xs + r * PK_KC, wp, b, y + r * ldy, ldy, first, last, relu, 1);
+}
+
+/* A tile cut by the bottom (rows < MR) or right (cols < NR) edge; the right edge through a
+   full-width buffer, as the panel's padding columns are computed too. */
+static void pk_edge(int64_t kc, const float *xs, const float *wp, const float *b, float *y,
+                    int64_t ldy, int64_t rows, int64_t cols, int first, int last, int relu)
+{
+    if (cols == PK_NR) {
+        pk_rows(kc, xs, wp, b, y, ldy, rows, first, last, relu);
+        return;
+    }
     float tile[PK_MR * PK_NR], bias[PK_NR];
-    memset(tile, 0, sizeof tile);
     if (first && b) {
         memset(bias, 0, sizeof bias);
         memcpy(bias, b, sizeof(float) * (size_t)cols);
     }
     if (!first)
-        for (int64_t r = 0; r < rows; r++) memcpy(tile + r * PK_NR, y + r * ldy, sizeof(float) * (size_t)cols);
-    pk_micro(kc, xs, wp, first && b ? bias : NULL, tile, PK_NR, first, last, relu);
+        for (int64_t r = 0; r < rows; r++) {
+            memcpy(tile + r * PK_NR, y + r * ldy, sizeof(float) * (size_t)cols);
+            memset(tile + r * PK_NR + cols, 0, sizeof(float) * (size_t)(PK_NR - cols));
+        }
+    const float *tb = first && b ? bias : NULL;
+    if (rows == PK_MR)
+        pk_micro(kc, xs, wp, tb, tile, PK_NR, first, last, relu, PK_MR);
+    else
+        pk_rows(kc, xs, wp, tb, tile, PK_NR, rows, first, last, relu);
     for (int64_t r = 0; r < rows; r++) memcpy(y + r * ldy, tile + r * PK_NR, sizeof(float) * (size_t)cols);
 }
 
@@ -307,9 +332,9 @@ int pyann_dense_packed(const float *x, const float *wp, const float *b, float *y
                         float *yt = y + (r0 + s * PK_MR) * out + c0;
                         const float *xss = xs + s * PK_MR * PK_KC;
                         if (rs == PK_MR && cols == PK_NR)
-                            pk_micro(kc, xss, wpj, bj, yt, out, first, last, relu);
+                            pk_micro(kc, xss, wpj, bj, yt, out, first, last, relu, PK_MR);
                         else
-                            pk_micro_edge(kc, xss, wpj, bj, yt, out, rs, cols, first, last, relu);
+                            pk_edge(kc, xss, wpj, bj, yt, out, rs, cols, first, last, relu);
                     }
                 }
             }

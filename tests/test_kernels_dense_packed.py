@@ -59,6 +59,19 @@ def test_packed_matches_unpacked_at_the_benchmark_shape(rng):
                                    rtol=1e-4, atol=1e-3)
 
 
+def test_every_ragged_last_sliver(rng):
+    # batches of 0 .. 29 rows: every remainder of the 14-row slivers (run as 8 + 4 + 2 + 1-row
+    # blocks), beside a full and a ragged panel and two k blocks
+    w = rng.standard_normal((300, 45), dtype=np.float32)
+    b = rng.standard_normal(45, dtype=np.float32)
+    pw = K.pack_dense(w)
+    for n in range(30):
+        x = rng.standard_normal((n, 300), dtype=np.float32)
+        for bias, relu in ((b, True), (None, False)):
+            np.testing.assert_allclose(K.dense(x, pw, bias, relu), K.dense_reference(x, w, bias, relu),
+                                       rtol=1e-4, atol=1e-3)
+
+
 def test_packed_dense_pickles(rng):
     x, w, b = _case(rng, 9, 33, 40)
     pw = K.pack_dense(w)
