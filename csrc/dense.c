@@ -313,7 +313,8 @@ int pyann_dense_packed(const float *x, const float *wp, const float *b, float *y
     int fail = 0;
     #pragma omp parallel reduction(| : fail) num_threads(pyann_team())
     {
-        float *xs = aligned_alloc(64, (sizeof(float) * PK_MC * PK_KC + 63) / 64 * 64);   /* a multiple of the alignment, as C11 asks */
+        /* the size a multiple of the alignment, as C11's aligned_alloc asks */
+        float *xs = aligned_alloc(64, (sizeof(float) * PK_MC * PK_KC + 63) / 64 * 64);
         if (!xs) fail = 1;
         #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < tasks; t++) {

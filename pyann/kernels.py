@@ -223,8 +223,8 @@ def dense_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, r
 class PackedDense:
     """A dense layer's w (in_features, out_features) packed once for the batched kernel: panels
     of `panel` columns (the last zero-padded), panel j's row k at data[(j * in + k) * panel ..]
-    (csrc/dense.c, version 5). `panel` is the width this build's kernel reads (16 x the vectors of
-    its register block: 32 with AVX-512); a packing made for another width is refused. Build with
+    (csrc/dense.c, version 5). `panel` is the width this build's kernel reads (its register block's:
+    32 columns with AVX-512, 16 with AVX2, 4 scalar); a packing for another width is refused. Build with
     pack_dense(w); the constructor checks what C will trust. NaN and Inf are kept: the dense
     kernel computes every product, so they propagate as in dense_reference."""
     data: np.ndarray
@@ -306,7 +306,8 @@ def dense_packed(x: np.ndarray, pw: PackedDense, b: np.ndarray | None = None, re
     if pw.panel != panel_width():   # a PackedDense unpickled from a build for another ISA
         raise ValueError(f"pw was packed for panels of {pw.panel} columns, this build reads {panel_width()}: "
                          f"pack the weights again")
-    data = check_array("pw.data", pw.data, np.float32, shape=(-(-pw.out_features // pw.panel) * pw.in_features * pw.panel,))
+    size = -(-pw.out_features // pw.panel) * pw.in_features * pw.panel
+    data = check_array("pw.data", pw.data, np.float32, shape=(size,))
     x = check_array("x", x, np.float32, shape=(None, pw.in_features))
     if b is not None:
         b = check_array("b", b, np.float32, shape=(pw.out_features,))
