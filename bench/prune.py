@@ -26,7 +26,8 @@ dense file for dense rows, nn.save(compact=True) for sparse ones).
 The density sweep (--sweep runs it alone, --no-sweep skips it): random layers 784x300 and
 512x512 (He-normal weights, bias and ReLU), magnitude-pruned by pyann.pruning to 1..60 % of their
 weights, unstructured and in 4x1 blocks, on random inputs, batched and one image at a time; per
-layer shape and mode every row is timed round-robin: NumPy/OpenBLAS dense, pyann dense, pyann
+layer shape and mode every row is timed round-robin: NumPy/OpenBLAS dense, pyann dense (batched:
+the packed kernel, kernels.pack_dense once per layer outside the timing, as plans pack at compile), pyann
 sparse, pyann 4x1 blocked and scipy.sparse CSR (batched, when installed); 10,000 samples batched
 (--sweep-n, default --n), the first 500 of them one at a time (--sweep-n-one). The break-even
 density is where sparse is as fast as OpenBLAS dense (interpolated); a table, a PNG and the JSON.
@@ -313,7 +314,8 @@ def _sweep_entries(x, w, b, pruned, mode, sp):
         xt = kernels.to_tiles(x)
         from_tiles = lambda yt: kernels.from_tiles(yt, n)
         add("NumPy/OpenBLAS dense", "dense", 1.0, w.size, lambda: _relu_layer(x, w, b), same, w)
-        add("pyann dense", "dense", 1.0, w.size, lambda: kernels.dense(x, w, b, relu=True), same, w)
+        pw = kernels.pack_dense(w)   # packed once, outside the timed region, as a plan does at compile
+        add("pyann dense", "dense", 1.0, w.size, lambda: kernels.dense(x, pw, b, relu=True), same, w)
         add("tile conversion (in and out)", "-", None, 0,
             lambda: kernels.from_tiles(kernels.to_tiles(x), n), None, None)
         xT = np.ascontiguousarray(x.T) if sp is not None else None
