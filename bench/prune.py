@@ -692,9 +692,12 @@ def bench_cnn3(args, data, log=print):
     x = np.ascontiguousarray(to_float(data.x_test[:n], CNN3_MEAN, CNN3_STD), np.float32)
     y = np.asarray(data.y_test[:n])
     mode = "batched"
+    # the kernel choice measured on one chunk of training images' columns (pyann.infer.sequential)
+    calibration = np.ascontiguousarray(to_float(data.x_train[:CHUNK], CNN3_MEAN, CNN3_STD), np.float32)
     specs = [
         ("NumPy/OpenBLAS dense im2col", model, infer.compile(model, "numpy"), "dense"),
-        ("pyann sparse, kernel measured per layer", model, infer.compile(model, "sparse"), "sparse"),
+        ("pyann sparse, kernel measured per layer", model, infer.compile(model, "sparse", calibration=calibration),
+         "sparse"),
         ("pyann sparse, every layer", model, infer.compile(model, "sparse", layer_kernels=["sparse"] * len(names)), "sparse"),
         ("pyann 4x1 blocked", blocked, infer.compile(blocked, "sparse", layer_kernels=plan_blocked_kernels), "sparse"),
     ]

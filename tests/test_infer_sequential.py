@@ -1,5 +1,7 @@
 """Convolutional plans (pyann.infer.sequential): cnn3-like models, dense or pruned, every kernel
 choice, agree with the model; errors are named."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,72 @@ def test_convolutional_plan_errors():
         infer.compile(model, "dense")
     with pytest.raises(ValueError, match="dtype uint8"):
         infer.compile(_pruned_cnn(), "numpy").run(np.zeros((2, 1, 14, 14), np.uint8))
+
+
+def _cnn3_at(density):
+    from pyann import pruning
+    model = zoo.cnn3(rng=0).eval()
+    pruning.prune_to_density(model, density)
+    return model
+
+
+def test_the_input_size_is_worked_out_from_flatten_and_linear():
+    from pyann.infer.sequential import _input_shape, _steps
+    assert _input_shape(_steps(zoo.cnn3(rng=0))) == (1, 28, 28)
+    assert _input_shape(_steps(_pruned_cnn())) == (1, 14, 14)
+    no_linear = nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1, rng=0), nn.ReLU())
+    assert _input_shape(_steps(no_linear)) == (3, 32, 32)
+
+
+def test_cnn3_kernel_choice_times_a_chunk_of_im2col_rows():
+    """The measurement runs on the rows one of the plan's chunks gives each layer (conv: im2col
+    output positions of min(chunk, CALIBRATION_IMAGES) images), not a few hundred random rows; each
+    layer takes the fastest of what it timed; and where sparse is clearly faster at that size (timed
+    again here, the plan's own product), the big convolution runs sparse."""
+    from pyann.infer.choice import round_robin
+    from pyann.infer.sequential import CALIBRATION_IMAGES
+    assert CALIBRATION_IMAGES >= 16
+    model = _cnn3_at(0.1)
+    chunk = 32
+    plan = infer.compile(model, "sparse", chunk=chunk)
+    weighted = [s for s in plan.steps if s.w is not None]
+    assert [s.timing_samples for s in weighted] == [chunk * 28 * 28, chunk * 14 * 14, chunk]
+    for s in weighted:
+        assert set(s.timing) == ({"dense", "sparse", "blocked"} if s.kind == "conv" else {"dense", "sparse"})
+        assert s.label() == min(s.timing, key=s.timing.get)
+    assert f"per {chunk * 14 * 14:,} im2col rows" in plan.describe()
+    x = np.random.default_rng(3).standard_normal((40, 1, 28, 28)).astype(np.float32)
+    np.testing.assert_allclose(plan.run(x), model.forward(x), rtol=1e-4, atol=1e-4)
+    # conv2 (288x64, the big one) timed again on its columns at that size: dense against sparse
+    cols = []
+    plan._run_chunk(x[:chunk], cols)
+    conv2 = weighted[1]
+    cands = {"dense": dataclasses.replace(conv2, sparse=None),
+             "sparse": dataclasses.replace(conv2, sparse=kernels.pack_sparse(conv2.w)),
+             "blocked": dataclasses.replace(conv2, sparse=kernels.pack_blocked(conv2.w))}
+    t = round_robin({k: (lambda s=s: plan._product(s, cols[1])) for k, s in cands.items()})
+    if min(t["sparse"], t["blocked"]) < 0.6 * t["dense"] and \
+            min(conv2.timing["sparse"], conv2.timing["blocked"]) < conv2.timing["dense"]:
+        assert conv2.label() in ("sparse", "blocked")
+    # with the default chunk the measurement runs on CALIBRATION_IMAGES images
+    default = infer.compile(_pruned_cnn(), "sparse")
+    n = min(infer.sequential.CHUNK, CALIBRATION_IMAGES)
+    assert [s.timing_samples for s in default.steps if s.w is not None] == [n * 14 * 14, n * 4 * 4, n]
+
+
+def test_forced_and_partly_forced_kernels_and_calibration_images():
+    model = _pruned_cnn()
+    x = np.random.default_rng(4).standard_normal((70, 1, 14, 14)).astype(np.float32)
+    forced = infer.compile(model, "sparse", layer_kernels=["blocked", "sparse", "dense"], chunk=32)
+    assert [s.label() for s in forced.steps if s.w is not None] == ["blocked", "sparse", "dense"]
+    assert all(s.timing is None for s in forced.steps)
+    np.testing.assert_allclose(forced.run(x), model.forward(x), rtol=1e-4, atol=1e-5)
+    part = infer.compile(model, "sparse", layer_kernels=[None, "sparse", None], chunk=16, calibration=x[:3])
+    weighted = [s for s in part.steps if s.w is not None]
+    assert weighted[1].label() == "sparse" and weighted[1].timing is None
+    assert [weighted[0].timing_samples, weighted[2].timing_samples] == [16 * 14 * 14, 16]   # 3 images, repeated
+    np.testing.assert_allclose(part.run(x), model.forward(x), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="calibration must be images"):
+        infer.compile(model, "sparse", calibration=x[:, 0])
+    with pytest.raises(ValueError, match="calibration must be images"):
+        infer.compile(model, "sparse", calibration=x[:0])

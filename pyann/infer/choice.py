@@ -12,7 +12,7 @@ SPARSE_CALIBRATION = 512   # samples timed per layer when choosing sparse or den
 
 
 def choose_sparse(layers, forced, mode: str, split: str, dense: str = "pyann", zeroskip=None,
-                  calibration=None) -> None:
+                  calibration=None, measure=None) -> None:
     """Give each layer its sparse packing where a sparse kernel is faster, in place.
 
     The choice is measured, not guessed: on SPARSE_CALIBRATION samples, each candidate for that
@@ -29,7 +29,13 @@ def choose_sparse(layers, forced, mode: str, split: str, dense: str = "pyann", z
     depends on the input's zeros, so with zeroskip given every layer is timed on the input it
     would really see: `calibration` (n, in of layer 0; e.g. training images) or standard normal
     noise, passed through the layers before it (dense NumPy, ReLU where the layer has one). Such a
-    layer records .expected_macs: its executed multiply-adds per calibration sample."""
+    layer records .expected_macs: its executed multiply-adds per calibration sample.
+
+    measure (batched; the convolutional plans): a function (i, layer, packed) -> (rows,
+    {kernel: function}) that gives layer i's candidates as its plan runs them, on the input that
+    plan would give them, `packed` holding the sparse packings by kernel name ("sparse" and, where
+    the outputs divide into blocks, "blocked"); it replaces the built-in candidates and the
+    SPARSE_CALIBRATION random rows, and each measured layer records .timing_samples = rows."""
     if forced is not None and len(forced) != len(layers):
         raise ValueError(f"layer_kernels needs one entry per weighted layer (Conv2d or Linear, {len(layers)}), got {len(forced)}")
     if zeroskip is not None and len(zeroskip) != len(layers):
@@ -59,8 +65,15 @@ def choose_sparse(layers, forced, mode: str, split: str, dense: str = "pyann", z
             packed["blocked"] = kernels.pack_blocked(l.w)
         if zs and force in (None, "sparse_zeroskip"):
             packed["sparse_zeroskip"] = kernels.pack_sparse_by_input(l.w)
-        x = h if h is not None else rng.standard_normal((SPARSE_CALIBRATION, l.w.shape[0]), dtype=np.float32)
-        if force is None:
+        x = h if h is not None else None if measure is not None else \
+            rng.standard_normal((SPARSE_CALIBRATION, l.w.shape[0]), dtype=np.float32)
+        if force is None and measure is not None:
+            if mode != "batched":
+                raise ValueError("choose_sparse: measure is for batched plans")
+            l.timing_samples, fns = measure(i, l, packed)
+            l.timing = round_robin(fns)
+            force = min(l.timing, key=l.timing.get)
+        elif force is None:
             if mode == "batched":
                 tiled = lambda run, pw: lambda: kernels.from_tiles(run(kernels.to_tiles(x), pw, l.b, l.relu), len(x))
                 pw = kernels.pack_dense(l.w) if dense == "pyann" else None   # as the plan will run it

@@ -8,6 +8,12 @@ dense (OpenBLAS for a convolution; pyann's dense kernel for a Linear in the "den
 sparse / 4x1-blocked, chosen per layer by measurement (pyann.infer.choice). A ReLU right after a
 Conv2d or Linear is fused into it. Images go through the whole network in chunks, so the
 columns of one chunk stay small.
+
+The measurement that picks a kernel times each candidate as the plan runs it (the same _product
+or _linear call, the tile conversion included) on the input the plan would give it: the columns /
+activations of CALIBRATION_IMAGES images (the calibration images given, else random ones of the
+model's input size) passed through the layers before it - one chunk's worth of rows, not a few
+hundred, so that per-call costs weigh in the choice as they do in a batched run.
 """
 from __future__ import annotations
 
@@ -21,10 +27,19 @@ from ..data.transforms import check_float_input
 from ..nn import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
 from ..ops.conv import _pad, conv_output_size, im2col
 from ..nn.module import fingerprint as model_fingerprint
-from .choice import SPARSE_CALIBRATION, choose_sparse
+from .choice import choose_sparse
 
 KERNELS = ("numpy", "dense", "sparse")
 CHUNK = 128   # images per pass through the network: bounds the column buffers (cnn3: ~15 MB)
+# Images whose im2col rows the kernel choice times each layer on: min(chunk, CALIBRATION_IMAGES),
+# i.e. exactly one of the plan's chunks (the size of every product call the batched plan makes)
+# up to 128 images. cnn3 at 128 images: conv1 100,352 rows (128 x 28 x 28 output positions), conv2
+# 25,088 (392 tiles of 64), the Linear 128. The former 512 random rows were 2/3 of ONE 28x28 image
+# of conv1: per-call costs (tile buffers, the thread team) then outweighed the multiply-adds and
+# the choice was dense on every cnn3 layer at the paper's densities. Beyond a chunk the per-row
+# cost no longer changes, and the measurement stays cheap (cnn3: ~30 MB of columns, well under
+# a second per layer).
+CALIBRATION_IMAGES = 128
 
 
 @dataclasses.dataclass
@@ -38,6 +53,7 @@ class Step:
     geometry: tuple = ()                   # conv: (kernel, stride, padding, dilation); pool: (kernel, stride, padding)
     sparse: Optional[object] = None
     timing: Optional[dict] = None
+    timing_samples: int = 0                # rows each candidate was timed on (conv: im2col rows)
     packed: Optional[kernels.PackedDense] = None   # a Linear on pyann's dense kernel: w packed, once, at compile
 
     def __setattr__(self, name, value):
@@ -104,8 +120,9 @@ class SequentialPlan:
                 line += (f" {s.w.shape[0]}x{s.w.shape[1]}{' +ReLU' if s.relu else ''}, kernel {s.label()}, "
                          f"weight density {100 * density:.1f} %")
                 if s.timing:
+                    rows = "im2col rows" if s.kind == "conv" else "samples"
                     line += " (measured: " + ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in s.timing.items()) + \
-                            f" per {SPARSE_CALIBRATION} samples)"
+                            f" per {s.timing_samples:,} {rows})"
             lines.append(line)
         return "\n".join(lines)
 
@@ -124,11 +141,18 @@ class SequentialPlan:
     def predict(self, x) -> np.ndarray:
         return np.argmax(self.run(x), axis=1)
 
-    def _run_chunk(self, h: np.ndarray) -> np.ndarray:
+    def _run_chunk(self, h: np.ndarray, record: Optional[list] = None) -> np.ndarray:
+        """One chunk through every step; record (a list): gets each Conv2d's columns (in, rows) and
+        each Linear's input (n, in), in order, as the steps' products receive them."""
         for s in self.steps:
             if s.kind == "conv":
-                h = self._conv(s, h)
+                cols, shape = self._columns(s, h)
+                if record is not None:
+                    record.append(cols)
+                h = self._conv_out(s, cols, shape)
             elif s.kind == "linear":
+                if record is not None:
+                    record.append(np.ascontiguousarray(h, np.float32))
                 h = self._linear(s, h)
             elif s.kind == "relu":
                 h = np.maximum(h, 0)
@@ -159,13 +183,20 @@ class SequentialPlan:
         self.last_macs += n * s.w.size
         return np.maximum(y, 0, out=y) if s.relu else y
 
-    def _conv(self, s: Step, h: np.ndarray) -> np.ndarray:
+    def _columns(self, s: Step, h: np.ndarray):
+        """A convolution's im2col columns (C*KH*KW, N*Ho*Wo) and (N, Ho, Wo)."""
         k, stride, pad, dil = s.geometry
         n, _, hh, ww = h.shape
         ho, wo = conv_output_size(hh, k, stride, pad, dil), conv_output_size(ww, k, stride, pad, dil)
-        cols = im2col(_pad(h, pad), k, k, ho, wo, stride, dil).reshape(s.w.shape[0], n * ho * wo)
+        return im2col(_pad(h, pad), k, k, ho, wo, stride, dil).reshape(s.w.shape[0], n * ho * wo), (n, ho, wo)
+
+    def _conv_out(self, s: Step, cols: np.ndarray, shape: tuple) -> np.ndarray:
+        n, ho, wo = shape
         y = self._product(s, cols)                               # (F, N*Ho*Wo)
         return np.ascontiguousarray(y.reshape(-1, n, ho, wo).transpose(1, 0, 2, 3))
+
+    def _conv(self, s: Step, h: np.ndarray) -> np.ndarray:
+        return self._conv_out(s, *self._columns(s, h))
 
     def _linear(self, s: Step, h: np.ndarray) -> np.ndarray:
         if s.sparse is None and self.kernel != "numpy":
@@ -174,11 +205,76 @@ class SequentialPlan:
         return np.ascontiguousarray(self._product(s, np.ascontiguousarray(h.T)).T)
 
 
-def compile_sequential(model, plan: str = "sparse", layer_kernels=None, chunk: int = CHUNK) -> SequentialPlan:
+def _input_shape(steps: List[Step]) -> tuple:
+    """(C, H, W) of the model's input: C from the first convolution, H = W the smallest square size
+    whose Flatten output fits the Linear after it (28 for cnn3); 32 x 32 when nothing fixes it."""
+    first = next(s for s in steps if s.kind == "conv")
+    channels = first.w.shape[0] // (first.geometry[0] ** 2)
+    for size in range(1, 513):
+        c, h = channels, size
+        for i, s in enumerate(steps):
+            if s.kind == "conv":
+                k, stride, pad, dil = s.geometry
+                c, h = s.w.shape[1], conv_output_size(h, k, stride, pad, dil)
+            elif s.kind in ("maxpool", "avgpool"):
+                k, stride, pad = s.geometry
+                h = conv_output_size(h, k, k if stride is None else stride, pad)
+            elif s.kind == "flatten":
+                nxt = next((t for t in steps[i + 1:] if t.kind == "linear"), None)
+                if nxt is not None and h >= 1 and c * h * h == nxt.w.shape[0]:
+                    return (channels, size, size)
+                break
+            if h < 1:
+                break
+    return (channels, 32, 32)
+
+
+def _calibration_inputs(steps: List[Step], chunk: int, calibration, input_shape) -> list:
+    """Each Conv2d's columns and each Linear's input, in order, for min(chunk, CALIBRATION_IMAGES)
+    images (calibration's first ones, repeated when fewer; else standard normal images of
+    input_shape or of _input_shape) run through the dense NumPy steps."""
+    n = min(chunk, CALIBRATION_IMAGES)
+    if calibration is not None:
+        x = np.asarray(calibration)
+        check_float_input(x, "calibration")
+        first = next(s for s in steps if s.kind == "conv")
+        channels = first.w.shape[0] // (first.geometry[0] ** 2)
+        if x.ndim != 4 or x.shape[1] != channels or not len(x):
+            raise ValueError(f"calibration must be images (n >= 1, {channels}, H, W), got shape {x.shape}")
+        x = np.ascontiguousarray(x[np.arange(n) % len(x)], np.float32)
+    else:
+        shape = tuple(input_shape) if input_shape is not None else _input_shape(steps)
+        x = np.random.default_rng(0).standard_normal((n,) + shape, dtype=np.float32)
+    record: list = []
+    SequentialPlan(steps, "numpy", "", n)._run_chunk(x, record)
+    return record
+
+
+def _plan_candidates(plan: SequentialPlan, inputs: list):
+    """choose_sparse's measure hook: layer i's kernels run by the plan's own code on inputs[i]."""
+    def candidates(i, s, packed):
+        x = inputs[i]
+        dense = dataclasses.replace(s, sparse=None)
+        if s.kind == "conv":
+            fns = {"dense": lambda: plan._product(dense, x)}
+            fns.update({k: (lambda t=dataclasses.replace(s, sparse=pk): plan._product(t, x)) for k, pk in packed.items()})
+            return x.shape[1], fns
+        dense.packed = kernels.pack_dense(s.w)   # a Linear left dense runs packed (compile_sequential)
+        fns = {"dense": lambda: plan._linear(dense, x)}
+        fns.update({k: (lambda t=dataclasses.replace(s, sparse=pk): plan._linear(t, x)) for k, pk in packed.items()})
+        return len(x), fns
+    return candidates
+
+
+def compile_sequential(model, plan: str = "sparse", layer_kernels=None, chunk: int = CHUNK,
+                       calibration=None, input_shape=None) -> SequentialPlan:
     """Compile a convolutional Sequential (see the module docstring). plan: "numpy" (every layer
     in NumPy/OpenBLAS), "dense" (Linear layers on pyann's dense kernel) or "sparse" (each Conv2d
     and Linear dense, sparse or 4x1-blocked, whichever measured fastest; layer_kernels, one entry
-    per Conv2d/Linear in order, forces "dense", "sparse" or "blocked")."""
+    per Conv2d/Linear in order, forces "dense", "sparse" or "blocked").
+    The measurement (plan "sparse") runs on min(chunk, CALIBRATION_IMAGES) images: `calibration`
+    (n, C, H, W), e.g. training images, or random images of `input_shape` (C, H, W), by default
+    the size the model's Flatten -> Linear implies."""
     if plan not in KERNELS:
         raise ValueError(f"a convolutional model compiles to one of {KERNELS}, got {plan!r}")
     if not isinstance(chunk, int) or chunk < 1:
@@ -187,10 +283,15 @@ def compile_sequential(model, plan: str = "sparse", layer_kernels=None, chunk: i
     weighted = [s for s in steps if s.w is not None]
     if layer_kernels is not None and plan != "sparse":
         raise ValueError("layer_kernels applies to plan 'sparse' only")
+    compiled = SequentialPlan(steps, plan, model_fingerprint(model), chunk)
     if plan == "sparse":
-        choose_sparse(weighted, layer_kernels, "batched", "images", dense="numpy")
+        measure = layer_kernels is None or any(k is None for k in layer_kernels)
+        inputs = _calibration_inputs(steps, chunk, calibration, input_shape) if measure else None
+        choose_sparse(weighted, layer_kernels, "batched", "images",
+                      measure=_plan_candidates(compiled, inputs) if measure else None)
+        compiled.last_macs = 0
     if plan != "numpy":   # the Linear steps that run on pyann's dense kernel (see _linear)
         for s in weighted:
             if s.kind == "linear" and s.sparse is None:
                 s.packed = kernels.pack_dense(s.w)
-    return SequentialPlan(steps, plan, model_fingerprint(model), chunk)
+    return compiled
