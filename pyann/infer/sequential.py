@@ -103,6 +103,29 @@ def _steps(model) -> List[Step]:
     return steps
 
 
+def _to_tiles(cols: np.ndarray) -> np.ndarray:
+    """cols (d, n), samples along rows -> the sparse kernels' tiles (ceil(n / 64), d, 64), the last
+    tile's missing samples 0: tile t is the block cols[:, 64 t : 64 t + 64], copied as it lies, in
+    whole 256-byte rows. With d >= 32 a loop over the tiles copies each block in one go (cnn3 conv2,
+    288 x 25,088: 6.5 ms against 16.4 ms for the former zero-pad + 3-D transpose copy, 1 thread);
+    with fewer rows per tile the loop's per-tile cost outweighs that, so one strided copy."""
+    d, n = cols.shape
+    T = kernels.SPARSE_TILE
+    full, tiles = n // T, -(-n // T)
+    xt = np.empty((tiles, d, T), np.float32)
+    if full:
+        src = cols[:, :full * T].reshape(d, full, T)
+        if d >= 32:
+            for t in range(full):
+                xt[t] = src[:, t]
+        else:
+            xt[:full] = src.transpose(1, 0, 2)
+    if full < tiles:
+        xt[full] = 0
+        xt[full, :, :n - full * T] = cols[:, full * T:]
+    return xt
+
+
 class SequentialPlan:
     """A compiled convolutional model: run(x) for x (n, C, H, W) float32 -> (n, classes)."""
 
@@ -169,9 +192,7 @@ class SequentialPlan:
         n = cols_t.shape[1]
         if s.sparse is not None:
             tiles = -(-n // kernels.SPARSE_TILE)
-            padded = np.zeros((cols_t.shape[0], tiles * kernels.SPARSE_TILE), np.float32)
-            padded[:, :n] = cols_t
-            xt = np.ascontiguousarray(padded.reshape(-1, tiles, kernels.SPARSE_TILE).transpose(1, 0, 2))
+            xt = _to_tiles(cols_t)
             run = kernels.sparse_blocked_tiled if isinstance(s.sparse, kernels.BlockSparseWeights) \
                 else kernels.sparse_linear_tiled
             yt = run(xt, s.sparse, s.b, s.relu)                  # (tiles, out, 64)
