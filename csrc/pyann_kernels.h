@@ -115,6 +115,14 @@ int pyann_sparse_linear_tiled(const float *xt, const int64_t *ptr, const int32_t
 int pyann_sparse_blocked_tiled(const float *xt, const int64_t *ptr, const int32_t *idx,
                                const float *val, const float *b, float *yt, int64_t tiles,
                                int64_t in, int64_t out, int relu);
+/* Either kernel (blocked = 0: pyann_sparse_linear_tiled's w, 1: pyann_sparse_blocked_tiled's) on
+   activations NOT tiled: sample i, input k at x[i * ss + k * fs], with ss == 1 (columns, e.g.
+   im2col's (in, n): fs = n) or fs == 1 (rows (n, in): ss = in); yt tiled (ceil(n / 64), out, 64).
+   Each tile is gathered into a thread's own (in, 64) buffer and used at once, so the tiled copy
+   of x is never written to memory (the same sums as to_tiles + the tiled kernel, bit for bit). */
+int pyann_sparse_tiled_strided(const float *x, int64_t ss, int64_t fs, const int64_t *ptr,
+                               const int32_t *idx, const float *val, const float *b, float *yt,
+                               int64_t n, int64_t in, int64_t out, int relu, int blocked);
 /* x (n, d) row-major -> xt (ceil(n / 64), d, 64), padding samples 0; and back (n rows of it). */
 int pyann_to_tiles(const float *x, float *xt, int64_t n, int64_t d);
 int pyann_from_tiles(const float *xt, float *x, int64_t n, int64_t d);

@@ -87,6 +87,14 @@ row_of_tile(const int32_t *idx, const float *val, int64_t p0, int64_t p1, const 
     for (int v = 0; v < NV; v++) vstore(yr + v * VW, relu ? vrelu(acc[v]) : acc[v]);
 }
 
+/* One tile through the layer: x (in, SP_TILE) -> y (out, SP_TILE). */
+static inline void linear_tile(const int64_t *ptr, const int32_t *idx, const float *val, const float *b,
+                               const float *x, float *y, int64_t out, int relu)
+{
+    for (int64_t j = 0; j < out; j++)
+        row_of_tile(idx, val, ptr[j], ptr[j + 1], x, b ? b[j] : 0.0f, y + j * SP_TILE, relu);
+}
+
 /* 3. xt (tiles, in, SP_TILE), yt (tiles, out, SP_TILE): one tile's inputs are one contiguous
    in x 256-byte block (L2-resident, few pages), so every output row reads it without TLB misses. */
 int pyann_sparse_linear_tiled(const float *xt, const int64_t *ptr, const int32_t *idx,
@@ -95,12 +103,8 @@ int pyann_sparse_linear_tiled(const float *xt, const int64_t *ptr, const int32_t
 {
     if (sparse_bad(xt, ptr, idx, val, yt, tiles, in, out)) return PYANN_EINVAL;
     #pragma omp parallel for schedule(static) num_threads(pyann_team())
-    for (int64_t t = 0; t < tiles; t++) {
-        const float *x = xt + t * in * SP_TILE;
-        float *y = yt + t * out * SP_TILE;
-        for (int64_t j = 0; j < out; j++)
-            row_of_tile(idx, val, ptr[j], ptr[j + 1], x, b ? b[j] : 0.0f, y + j * SP_TILE, relu);
-    }
+    for (int64_t t = 0; t < tiles; t++)
+        linear_tile(ptr, idx, val, b, xt + t * in * SP_TILE, yt + t * out * SP_TILE, out, relu);
     return PYANN_OK;
 }
 
@@ -290,6 +294,32 @@ int pyann_sparse_mlp_per_sample(const float *x, float *y, int64_t n, int n_layer
     return PYANN_OK;
 }
 
+/* One tile through the blocked layer: x (in, SP_TILE) -> y (SP_R rows x SP_TILE per block row). */
+static inline void blocked_tile(const int64_t *ptr, const int32_t *idx, const float *val, const float *b,
+                                const float *x, float *y, int64_t rows, int relu)
+{
+    enum { NV = SP_TILE / VW };
+    for (int64_t r = 0; r < rows; r++) {
+        vec_t acc[SP_R][NV];
+        for (int i = 0; i < SP_R; i++) {
+            const vec_t bi = vset1(b ? b[r * SP_R + i] : 0.0f);
+            for (int v = 0; v < NV; v++) acc[i][v] = bi;
+        }
+        for (int64_t p = ptr[r]; p < ptr[r + 1]; p++) {
+            const float *xk = x + (int64_t)idx[p] * SP_TILE;
+            vec_t xv[NV];
+            for (int v = 0; v < NV; v++) xv[v] = vload(xk + v * VW);
+            for (int i = 0; i < SP_R; i++) {
+                const vec_t wv = vset1(val[p * SP_R + i]);
+                for (int v = 0; v < NV; v++) acc[i][v] = vfma(wv, xv[v], acc[i][v]);
+            }
+        }
+        for (int i = 0; i < SP_R; i++)
+            for (int v = 0; v < NV; v++)
+                vstore(y + (r * SP_R + i) * SP_TILE + v * VW, relu ? vrelu(acc[i][v]) : acc[i][v]);
+    }
+}
+
 /* 6. Blocked: block row r (outputs SP_R r .. SP_R r + SP_R) keeps inputs idx[p], p in
    [ptr[r], ptr[r + 1]), with weights val[SP_R p + i] for output SP_R r + i. */
 int pyann_sparse_blocked_tiled(const float *xt, const int64_t *ptr, const int32_t *idx,
@@ -298,32 +328,63 @@ int pyann_sparse_blocked_tiled(const float *xt, const int64_t *ptr, const int32_
 {
     const int64_t rows = out / SP_R;
     if (out % SP_R || sparse_bad(xt, ptr, idx, val, yt, tiles, in, rows)) return PYANN_EINVAL;
-    enum { NV = SP_TILE / VW };
     #pragma omp parallel for schedule(static) num_threads(pyann_team())
-    for (int64_t t = 0; t < tiles; t++) {
-        const float *x = xt + t * in * SP_TILE;
-        float *y = yt + t * out * SP_TILE;
-        for (int64_t r = 0; r < rows; r++) {
-            vec_t acc[SP_R][NV];
-            for (int i = 0; i < SP_R; i++) {
-                const vec_t bi = vset1(b ? b[r * SP_R + i] : 0.0f);
-                for (int v = 0; v < NV; v++) acc[i][v] = bi;
-            }
-            for (int64_t p = ptr[r]; p < ptr[r + 1]; p++) {
-                const float *xk = x + (int64_t)idx[p] * SP_TILE;
-                vec_t xv[NV];
-                for (int v = 0; v < NV; v++) xv[v] = vload(xk + v * VW);
-                for (int i = 0; i < SP_R; i++) {
-                    const vec_t wv = vset1(val[p * SP_R + i]);
-                    for (int v = 0; v < NV; v++) acc[i][v] = vfma(wv, xv[v], acc[i][v]);
-                }
-            }
-            for (int i = 0; i < SP_R; i++)
-                for (int v = 0; v < NV; v++)
-                    vstore(y + (r * SP_R + i) * SP_TILE + v * VW, relu ? vrelu(acc[i][v]) : acc[i][v]);
-        }
-    }
+    for (int64_t t = 0; t < tiles; t++)
+        blocked_tile(ptr, idx, val, b, xt + t * in * SP_TILE, yt + t * out * SP_TILE, rows, relu);
     return PYANN_OK;
+}
+
+/* 6'. Either kernel on activations gathered tile by tile from rows or columns (see the header). */
+static void gather_tile(const float *x, int64_t ss, int64_t fs, int64_t n, int64_t in, int64_t t, float *dst)
+{
+    const int64_t s0 = t * SP_TILE, m1 = n - s0 < SP_TILE ? n - s0 : SP_TILE;
+    if (ss == 1) {                                 /* columns: each input's samples contiguous */
+        for (int64_t k = 0; k < in; k++) {
+            const float *src = x + k * fs + s0;
+            float *d = dst + k * SP_TILE;
+            for (int64_t m = 0; m < m1; m++) d[m] = src[m];
+            for (int64_t m = m1; m < SP_TILE; m++) d[m] = 0.0f;
+        }
+        return;
+    }
+    for (int64_t m0 = 0; m0 < SP_TILE; m0 += 16)   /* rows: 16 x 16 blocks, as pyann_to_tiles */
+        for (int64_t k0 = 0; k0 < in; k0 += 16) {
+            const int64_t rows = m1 - m0 < 16 ? (m1 > m0 ? m1 - m0 : 0) : 16;
+            const int64_t cols = in - k0 < 16 ? in - k0 : 16;
+            tile_block(x + (s0 + m0) * ss + k0, ss, dst + k0 * SP_TILE + m0, SP_TILE, rows, cols);
+            for (int64_t r = rows; r < 16; r++)
+                for (int64_t c = 0; c < cols; c++) dst[(k0 + c) * SP_TILE + m0 + r] = 0.0f;
+        }
+}
+
+int pyann_sparse_tiled_strided(const float *x, int64_t ss, int64_t fs, const int64_t *ptr,
+                               const int32_t *idx, const float *val, const float *b, float *yt,
+                               int64_t n, int64_t in, int64_t out, int relu, int blocked)
+{
+    const int64_t rows = blocked ? out / SP_R : out;
+    if ((blocked && out % SP_R) || sparse_bad(x, ptr, idx, val, yt, n, in, rows)) return PYANN_EINVAL;
+    if (ss < 0 || fs < 0 || (ss != 1 && fs != 1)) return PYANN_EINVAL;
+    const int64_t tiles = (n + SP_TILE - 1) / SP_TILE;
+    if (tiles == 0 || out == 0) return PYANN_OK;
+    int err = 0;
+    #pragma omp parallel num_threads(pyann_team())
+    {
+        /* in >= 1 float so that in = 0 still gets a buffer; the size a multiple of 64 (C11) */
+        float *buf = aligned_alloc(64, ((size_t)(in > 0 ? in : 1) * SP_TILE * sizeof(float) + 63) / 64 * 64);
+        if (!buf) {
+            #pragma omp atomic write
+            err = 1;
+        }
+        #pragma omp for schedule(static)
+        for (int64_t t = 0; t < tiles; t++) {
+            if (!buf) continue;
+            gather_tile(x, ss, fs, n, in, t, buf);
+            if (blocked) blocked_tile(ptr, idx, val, b, buf, yt + t * out * SP_TILE, rows, relu);
+            else linear_tile(ptr, idx, val, b, buf, yt + t * out * SP_TILE, out, relu);
+        }
+        free(buf);
+    }
+    return err ? PYANN_ENOMEM : PYANN_OK;
 }
 
 /* ---- 7-9. Sparse x sparse: pruned w and the zero inputs of a ReLU skipped, both exactly ------

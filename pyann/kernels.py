@@ -808,6 +808,29 @@ def sparse_linear_tiled(xt: np.ndarray, sw: SparseWeights, b: np.ndarray | None 
     return _finish(y, out)
 
 
+def sparse_tiled_gather(x: np.ndarray, w, b: np.ndarray | None = None, relu: bool = False,
+                        columns: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """A pruned layer (w a SparseWeights, or a BlockSparseWeights for the 4x1 kernel) on activations
+    not yet tiled: x (n, in) rows, or with columns=True x (in, n), samples along each row (im2col's
+    columns) -> yt (ceil(n / 64), out, 64), the tiled layout. The same result, bit for bit, as
+    sparse_linear_tiled(to_tiles(x), w, b, relu) (sparse_blocked_tiled for blocks), but each tile
+    of 64 samples is gathered into a thread's own buffer and used at once: the tiled copy of x is
+    never written to memory and read back (csrc/sparse.c, pyann_sparse_tiled_strided)."""
+    blocked = isinstance(w, BlockSparseWeights)
+    if not blocked and not isinstance(w, SparseWeights):
+        raise ValueError(f"w must be a SparseWeights or BlockSparseWeights (pack_sparse / pack_blocked), "
+                         f"got {type(w).__name__}")
+    if b is not None:
+        b = check_array("b", b, np.float32, shape=(w.out_features,))
+    x = check_array("x", x, np.float32, shape=(w.in_features, None) if columns else (None, w.in_features))
+    n = x.shape[1] if columns else x.shape[0]
+    ss, fs = (1, n) if columns else (w.in_features, 1)
+    y = output_buffer(out, (-(-n // SPARSE_TILE), w.out_features, SPARSE_TILE), dict(x=x, b=b, val=w.val))
+    _call(_lib().pyann_sparse_tiled_strided, _ptr(x), ss, fs, _ptr(w.ptr), _ptr(w.idx), _ptr(w.val), _ptr(b),
+          _ptr(y), n, w.in_features, w.out_features, int(bool(relu)), int(blocked))
+    return _finish(y, out)
+
+
 def sparse_linear(x: np.ndarray, sw: SparseWeights, b: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
     """Pruned layer, batched: x (n, in) -> y (n, out), through the tiled layout."""
     x = check_array("x", x, np.float32, shape=(None, sw.in_features if isinstance(sw, SparseWeights) else None))

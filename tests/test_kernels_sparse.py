@@ -16,6 +16,9 @@ FORMS = {
     "batched": lambda x, sw, b, relu: K.sparse_linear(x, sw, b, relu),
     "tiled": lambda x, sw, b, relu: K.from_tiles(K.sparse_linear_tiled(K.to_tiles(x), sw, b, relu), len(x)),
     "per sample": lambda x, sw, b, relu: K.sparse_linear_per_sample(x, sw, b, relu),
+    "gathered from rows": lambda x, sw, b, relu: K.from_tiles(K.sparse_tiled_gather(x, sw, b, relu), len(x)),
+    "gathered from columns": lambda x, sw, b, relu: K.from_tiles(
+        K.sparse_tiled_gather(np.ascontiguousarray(x.T), sw, b, relu, columns=True), len(x)),
 }
 
 
@@ -152,6 +155,49 @@ def test_blocked_matches_reference(rng, n, d_in, d_out, density, relu):
     np.testing.assert_allclose(got, K.dense_reference(x, w, b, relu), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(K.sparse_linear_reference(x, bw.to_sparse(), b, relu),
                                K.dense_reference(x, w, b, relu), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("n, d_in, d_out", [(0, 8, 4), (1, 5, 8), (1, 1, 4), (63, 37, 20), (64, 16, 16),
+                                           (130, 100, 12), (200, 300, 100), (7, 0, 4), (65, 3, 0)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_gathered_tiles_equal_the_tiled_kernels_bit_for_bit(rng, n, d_in, d_out, relu):
+    """sparse_tiled_gather = to_tiles + the tiled kernel (unstructured and 4x1), rows or columns,
+    with NaN and Inf inputs, empty rows, an all-pruned and a fully dense layer."""
+    x = rng.standard_normal((n, d_in), dtype=np.float32)
+    if x.size > 3:
+        x.flat[[1, 3]] = [np.nan, np.inf]
+    b = rng.standard_normal(d_out, dtype=np.float32)
+    xs = {False: x, True: np.ascontiguousarray(x.T)}
+    for density in (0.0, 0.3, 1.0):
+        w = _block_pruned(rng, d_in, d_out, density) if d_out % K.SPARSE_BLOCK == 0 else _pruned(rng, d_in, d_out, density)
+        if d_out > 1:
+            w[:, 1] = 0                                # an empty row
+        layers = [(K.pack_sparse(w), K.sparse_linear_tiled)]
+        if d_out % K.SPARSE_BLOCK == 0:
+            layers.append((K.pack_blocked(w), K.sparse_blocked_tiled))
+        for pw, tiled in layers:
+            want = tiled(K.to_tiles(x), pw, b, relu)
+            for columns, xx in xs.items():
+                got = K.sparse_tiled_gather(xx, pw, b, relu, columns=columns)
+                assert got.shape == (-(-n // K.SPARSE_TILE), d_out, K.SPARSE_TILE)
+                np.testing.assert_array_equal(got, want)
+            ref = K.sparse_linear_reference(x, pw if isinstance(pw, K.SparseWeights) else pw.to_sparse(), b, relu)
+            np.testing.assert_array_equal(np.isnan(K.from_tiles(want, n)), np.isnan(ref))
+            np.testing.assert_allclose(K.from_tiles(want, n), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_gathered_tiles_errors(rng):
+    sw = K.pack_sparse(_pruned(rng, 10, 8, 0.5))
+    with pytest.raises(ValueError, match="must be a SparseWeights or BlockSparseWeights"):
+        K.sparse_tiled_gather(np.zeros((2, 10), np.float32), _pruned(rng, 10, 8, 0.5))
+    with pytest.raises(ValueError, match=r"x must have shape \(\?, 10\)"):
+        K.sparse_tiled_gather(np.zeros((2, 9), np.float32), sw)
+    with pytest.raises(ValueError, match=r"x must have shape \(10, \?\)"):
+        K.sparse_tiled_gather(np.zeros((2, 10), np.float32), sw, columns=True)
+    with pytest.raises(ValueError, match="x"):
+        K.sparse_tiled_gather(np.zeros((10, 4), np.float32).T, sw)    # not C-contiguous
+    with pytest.raises(ValueError, match="b must have shape"):
+        K.sparse_tiled_gather(np.zeros((2, 10), np.float32), sw, np.zeros(7, np.float32))
 
 
 def test_blocked_errors(rng):

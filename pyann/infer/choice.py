@@ -17,7 +17,7 @@ def choose_sparse(layers, forced, mode: str, split: str, dense: str = "pyann", z
 
     The choice is measured, not guessed: on SPARSE_CALIBRATION samples, each candidate for that
     layer in the plan's mode (batched: pyann's dense kernel, the tiled sparse kernel and, when the
-    outputs divide into blocks of 4, the 4x1 blocked one, the tile conversion included; one image
+    outputs divide into blocks of 4, the 4x1 blocked one, from rows to rows; one image
     at a time: the one-layer per-sample loop dense or sparse), timed round-robin, the median of 5
     each, so that a busy machine slows them alike. Forced entries skip the measurement.
     dense: the dense candidate, "pyann" (kernels.dense) or "numpy" (x @ w, OpenBLAS) - what the
@@ -75,14 +75,16 @@ def choose_sparse(layers, forced, mode: str, split: str, dense: str = "pyann", z
             force = min(l.timing, key=l.timing.get)
         elif force is None:
             if mode == "batched":
-                tiled = lambda run, pw: lambda: kernels.from_tiles(run(kernels.to_tiles(x), pw, l.b, l.relu), len(x))
+                # a sparse layer whose input comes in rows, as the plan runs the first of consecutive
+                # sparse layers (kernels.sparse_tiled_gather), and its output back to rows
+                tiled = lambda pw: lambda: kernels.from_tiles(kernels.sparse_tiled_gather(x, pw, l.b, l.relu), len(x))
                 pw = kernels.pack_dense(l.w) if dense == "pyann" else None   # as the plan will run it
                 dense_run = (lambda: kernels.dense(x, pw, l.b, relu=l.relu)) if dense == "pyann" \
                     else (lambda: np.maximum(x @ l.w, 0) if l.relu else x @ l.w)
                 candidates = {"dense": dense_run,
-                              "sparse": tiled(kernels.sparse_linear_tiled, packed["sparse"])}
+                              "sparse": tiled(packed["sparse"])}
                 if "blocked" in packed:
-                    candidates["blocked"] = tiled(kernels.sparse_blocked_tiled, packed["blocked"])
+                    candidates["blocked"] = tiled(packed["blocked"])
                 if "sparse_zeroskip" in packed:
                     candidates["sparse_zeroskip"] = lambda: kernels.sparse_zeroskip(x, packed["sparse_zeroskip"], l.b, l.relu)
             else:

@@ -236,11 +236,12 @@ class InferencePlan:
                 h, c = kernels.sparse_zeroskip(h, l.sparse, l.b, l.relu, return_macs=True)
                 macs += c
             elif l.sparse is not None:
-                if not tiled:
-                    h, tiled = kernels.to_tiles(h), True
-                run = kernels.sparse_blocked_tiled if isinstance(l.sparse, kernels.BlockSparseWeights) \
-                    else kernels.sparse_linear_tiled
-                h = run(h, l.sparse, l.b, l.relu)
+                if not tiled:   # rows in, tiles out: each tile gathered as it is used, no tiled copy of h
+                    h, tiled = kernels.sparse_tiled_gather(h, l.sparse, l.b, l.relu), True
+                else:
+                    run = kernels.sparse_blocked_tiled if isinstance(l.sparse, kernels.BlockSparseWeights) \
+                        else kernels.sparse_linear_tiled
+                    h = run(h, l.sparse, l.b, l.relu)
                 macs += padded * l.sparse.nnz          # the padding samples of the last tile too
             else:
                 if tiled:

@@ -10,7 +10,7 @@ Conv2d or Linear is fused into it. Images go through the whole network in chunks
 columns of one chunk stay small.
 
 The measurement that picks a kernel times each candidate as the plan runs it (the same _product
-or _linear call, the tile conversion included) on the input the plan would give it: the columns /
+or _linear call, the gathering into tiles included) on the input the plan would give it: the columns /
 activations of CALIBRATION_IMAGES images (the calibration images given, else random ones of the
 model's input size) passed through the layers before it - one chunk's worth of rows, not a few
 hundred, so that per-call costs weigh in the choice as they do in a batched run.
@@ -103,29 +103,6 @@ def _steps(model) -> List[Step]:
     return steps
 
 
-def _to_tiles(cols: np.ndarray) -> np.ndarray:
-    """cols (d, n), samples along rows -> the sparse kernels' tiles (ceil(n / 64), d, 64), the last
-    tile's missing samples 0: tile t is the block cols[:, 64 t : 64 t + 64], copied as it lies, in
-    whole 256-byte rows. With d >= 32 a loop over the tiles copies each block in one go (cnn3 conv2,
-    288 x 25,088: 6.5 ms against 16.4 ms for the former zero-pad + 3-D transpose copy, 1 thread);
-    with fewer rows per tile the loop's per-tile cost outweighs that, so one strided copy."""
-    d, n = cols.shape
-    T = kernels.SPARSE_TILE
-    full, tiles = n // T, -(-n // T)
-    xt = np.empty((tiles, d, T), np.float32)
-    if full:
-        src = cols[:, :full * T].reshape(d, full, T)
-        if d >= 32:
-            for t in range(full):
-                xt[t] = src[:, t]
-        else:
-            xt[:full] = src.transpose(1, 0, 2)
-    if full < tiles:
-        xt[full] = 0
-        xt[full, :, :n - full * T] = cols[:, full * T:]
-    return xt
-
-
 class SequentialPlan:
     """A compiled convolutional model: run(x) for x (n, C, H, W) float32 -> (n, classes)."""
 
@@ -190,12 +167,9 @@ class SequentialPlan:
     def _product(self, s: Step, cols_t: np.ndarray) -> np.ndarray:
         """cols_t (in, n) -> (out, n): the layer's product, bias and ReLU, inputs by samples."""
         n = cols_t.shape[1]
-        if s.sparse is not None:
+        if s.sparse is not None:   # each tile of 64 columns gathered as the kernel uses it
             tiles = -(-n // kernels.SPARSE_TILE)
-            xt = _to_tiles(cols_t)
-            run = kernels.sparse_blocked_tiled if isinstance(s.sparse, kernels.BlockSparseWeights) \
-                else kernels.sparse_linear_tiled
-            yt = run(xt, s.sparse, s.b, s.relu)                  # (tiles, out, 64)
+            yt = kernels.sparse_tiled_gather(np.ascontiguousarray(cols_t), s.sparse, s.b, s.relu, columns=True)
             self.last_macs += tiles * kernels.SPARSE_TILE * s.sparse.nnz
             return yt.transpose(1, 0, 2).reshape(yt.shape[1], -1)[:, :n]
         y = s.w.T @ cols_t
@@ -223,6 +197,10 @@ class SequentialPlan:
         if s.sparse is None and self.kernel != "numpy":
             self.last_macs += h.shape[0] * s.w.size
             return kernels.dense(np.ascontiguousarray(h), s.packed if s.packed is not None else s.w, s.b, relu=s.relu)
+        if s.sparse is not None:   # rows in, gathered tile by tile, rows out
+            n = h.shape[0]
+            self.last_macs += -(-n // kernels.SPARSE_TILE) * kernels.SPARSE_TILE * s.sparse.nnz
+            return kernels.from_tiles(kernels.sparse_tiled_gather(np.ascontiguousarray(h), s.sparse, s.b, s.relu), n)
         return np.ascontiguousarray(self._product(s, np.ascontiguousarray(h.T)).T)
 
 
