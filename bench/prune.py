@@ -28,7 +28,8 @@ The density sweep (--sweep runs it alone, --no-sweep skips it): random layers 78
 weights, unstructured and in 4x1 blocks, on random inputs, batched and one image at a time; per
 layer shape and mode every row is timed round-robin: NumPy/OpenBLAS dense, pyann dense (batched:
 the packed kernel, kernels.pack_dense once per layer outside the timing, as plans pack at compile), pyann
-sparse, pyann 4x1 blocked and scipy.sparse CSR (batched, when installed); 10,000 samples batched
+sparse, pyann 4x1 blocked (batched: x in rows, y left in tiles, kernels.sparse_tiled_gather, as a plan's
+first sparse layer) and scipy.sparse CSR (batched, when installed); 10,000 samples batched
 (--sweep-n, default --n), the first 500 of them one at a time (--sweep-n-one). The break-even
 density is where sparse is as fast as OpenBLAS dense (interpolated); a table, a PNG and the JSON.
 """
@@ -311,7 +312,8 @@ def _sweep_entries(x, w, b, pruned, mode, sp):
                         fn, rows, weights))
     same = lambda y: y
     if mode == "batched":
-        xt = kernels.to_tiles(x)
+        # the sparse rows take x in rows and leave y in tiles, as a plan's first sparse layer does
+        # (kernels.sparse_tiled_gather: each tile gathered as it is used); y back to rows untimed
         from_tiles = lambda yt: kernels.from_tiles(yt, n)
         add("NumPy/OpenBLAS dense", "dense", 1.0, w.size, lambda: _relu_layer(x, w, b), same, w)
         pw = kernels.pack_dense(w)   # packed once, outside the timed region, as a plan does at compile
@@ -322,7 +324,7 @@ def _sweep_entries(x, w, b, pruned, mode, sp):
         for (d, structure), wd in pruned.items():
             if structure == "unstructured":
                 sw = kernels.pack_sparse(wd)
-                add("pyann sparse", structure, d, sw.nnz, lambda sw=sw: kernels.sparse_linear_tiled(xt, sw, b, True),
+                add("pyann sparse", structure, d, sw.nnz, lambda sw=sw: kernels.sparse_tiled_gather(x, sw, b, True),
                     from_tiles, wd)
                 if sp is not None:   # y^T = W^T x^T: CSR by output neuron, the inputs by samples
                     csr = sp.csr_matrix(wd.T)
@@ -331,7 +333,7 @@ def _sweep_entries(x, w, b, pruned, mode, sp):
             else:
                 bw = kernels.pack_blocked(wd)
                 add("pyann 4x1 blocked", structure, d, bw.nnz,
-                    lambda bw=bw: kernels.sparse_blocked_tiled(xt, bw, b, True), from_tiles, wd)
+                    lambda bw=bw: kernels.sparse_tiled_gather(x, bw, b, True), from_tiles, wd)
         return entries
 
     def numpy_one():
@@ -435,7 +437,8 @@ def sweep_table(sweep: dict, max_width: int = 120) -> str:
             lines.append(f"{shape}, {mode}: NumPy/OpenBLAS dense {by['NumPy/OpenBLAS dense']['seconds']:.4f} s, "
                          f"pyann dense {by['pyann dense']['seconds']:.4f} s "
                          f"({by['pyann dense']['speedup_vs_numpy']:.2f}x)"
-                         + (f"; tile conversion {conv['seconds']:.4f} s (not in the sparse rows)" if conv else ""))
+                         + (f"; to_tiles + from_tiles {conv['seconds']:.4f} s (the sparse rows gather tiles "
+                            f"from rows, leave y in tiles)" if conv else ""))
             for be in (b for b in sweep["break_even"] if b["shape"] == shape and b["mode"] == mode):
                 row = {"group": f"{shape} {'batched' if mode == 'batched' else 'one image'}",
                        "kernel": be["row"].replace("scipy.sparse CSR", "scipy CSR"),
