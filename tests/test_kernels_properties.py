@@ -170,6 +170,8 @@ def test_sparse_linear(case, density, relu):
     want = K.sparse_linear_reference(x, sw, b, relu)
     assert_same(K.sparse_linear(x, sw, b, relu), want, x.shape[1])
     assert_same(K.sparse_linear_per_sample(x, sw, b, relu), want, x.shape[1])
+    for columns, xx in ((False, x), (True, np.ascontiguousarray(x.T))):   # tiles gathered from rows / columns
+        assert_same(K.from_tiles(K.sparse_tiled_gather(xx, sw, b, relu, columns=columns), len(x)), want, x.shape[1])
 
 
 @given(layers(max_n=70, max_out=40), st.sampled_from([0.0, 0.1, 0.5, 1.0]), st.booleans())
@@ -183,6 +185,8 @@ def test_sparse_blocked(case, density, relu):
     bw = K.pack_blocked(w)
     got = K.from_tiles(K.sparse_blocked_tiled(K.to_tiles(x), bw, b, relu), len(x))
     assert_same(got, K.sparse_linear_reference(x, bw.to_sparse(), b, relu), x.shape[1])
+    gathered = K.sparse_tiled_gather(np.ascontiguousarray(x.T), bw, b, relu, columns=True)
+    assert_same(K.from_tiles(gathered, len(x)), K.sparse_linear_reference(x, bw.to_sparse(), b, relu), x.shape[1])
 
 
 @given(layers(max_n=70), st.sampled_from([0.0, 0.05, 0.3, 1.0]), st.booleans(), st.booleans())
