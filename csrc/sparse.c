@@ -421,6 +421,52 @@ int pyann_sparse_tiled_strided(const float *x, int64_t ss, int64_t fs, const int
     return err ? PYANN_ENOMEM : PYANN_OK;
 }
 
+/* 6''. The same, gathering each tile from the padded images as im2col would lay it out. */
+int pyann_sparse_conv_tiled(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t k,
+                            int64_t stride, int64_t dil, const int64_t *ptr, const int32_t *idx,
+                            const float *val, const float *b, float *yt, int64_t out, int relu, int blocked)
+{
+    if (n < 0 || c < 0 || h < 0 || w < 0 || k < 1 || stride < 1 || dil < 1) return PYANN_EINVAL;
+    const int64_t span = dil * (k - 1) + 1;
+    const int64_t ho = h >= span ? (h - span) / stride + 1 : 0, wo = w >= span ? (w - span) / stride + 1 : 0;
+    if (n > 0 && (ho < 1 || wo < 1)) return PYANN_EINVAL;
+    const int64_t in = c * k * k, npos = n * ho * wo, rows = blocked ? out / SP_R : out;
+    if ((blocked && out % SP_R) || sparse_bad(x, ptr, idx, val, yt, npos, in, rows)) return PYANN_EINVAL;
+    const int64_t tiles = (npos + SP_TILE - 1) / SP_TILE;
+    if (tiles == 0 || out == 0) return PYANN_OK;
+    int err = 0;
+    #pragma omp parallel num_threads(pyann_team())
+    {
+        float *buf = aligned_alloc(64, ((size_t)(in > 0 ? in : 1) * SP_TILE * sizeof(float) + 63) / 64 * 64);
+        if (!buf) {
+            #pragma omp atomic write
+            err = 1;
+        }
+        #pragma omp for schedule(static)
+        for (int64_t t = 0; t < tiles; t++) {
+            if (!buf) continue;
+            int64_t base[SP_TILE];               /* each position's offset of its (ci, ky, kx) = 0 tap */
+            const int64_t s0 = t * SP_TILE, m1 = npos - s0 < SP_TILE ? npos - s0 : SP_TILE;
+            for (int64_t m = 0; m < m1; m++) {
+                const int64_t s = s0 + m, img = s / (ho * wo), oy = s / wo % ho, ox = s % wo;
+                base[m] = (img * c * h + oy * stride) * w + ox * stride;
+            }
+            for (int64_t ci = 0; ci < c; ci++)
+                for (int64_t ky = 0; ky < k; ky++)
+                    for (int64_t kx = 0; kx < k; kx++) {
+                        const float *src = x + (ci * h + ky * dil) * w + kx * dil;
+                        float *d = buf + ((ci * k + ky) * k + kx) * SP_TILE;
+                        for (int64_t m = 0; m < m1; m++) d[m] = src[base[m]];
+                        for (int64_t m = m1; m < SP_TILE; m++) d[m] = 0.0f;
+                    }
+            if (blocked) blocked_tile(ptr, idx, val, b, buf, yt + t * out * SP_TILE, rows, relu);
+            else linear_tile(ptr, idx, val, b, buf, yt + t * out * SP_TILE, out, relu);
+        }
+        free(buf);
+    }
+    return err ? PYANN_ENOMEM : PYANN_OK;
+}
+
 /* ---- 7-9. Sparse x sparse: pruned w and the zero inputs of a ReLU skipped, both exactly ------
  * Layout (pyann/kernels.py pack_sparse_by_input): w kept by INPUT (CSR of w, i.e. CSC of w^T):
  * input k's kept outputs idx[ptr[k] .. ptr[k + 1]) strictly ascending, weights val[...]; idx is

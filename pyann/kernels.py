@@ -831,6 +831,42 @@ def sparse_tiled_gather(x: np.ndarray, w, b: np.ndarray | None = None, relu: boo
     return _finish(y, out)
 
 
+def conv_positions(h: int, w: int, kernel: int, stride: int = 1, dilation: int = 1) -> tuple:
+    """(ho, wo) of a convolution over an already padded h x w image (0 where the kernel does not fit)."""
+    span = dilation * (kernel - 1) + 1
+    return tuple((v - span) // stride + 1 if v >= span else 0 for v in (h, w))
+
+
+def sparse_conv_tiled(x: np.ndarray, w, kernel: int, stride: int = 1, dilation: int = 1,
+                      b: np.ndarray | None = None, relu: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """A pruned convolution without its im2col columns: x (n, c, h, w) float32, already padded;
+    w a SparseWeights (or BlockSparseWeights) of the filters as columns (c * kernel * kernel, F),
+    input row ci k k + ky k + kx (a Conv2d weight (F, C, K, K) reshaped to (F, -1) and transposed).
+    -> yt (ceil(n ho wo / 64), F, 64), output positions in (image, oy, ox) order: the same, bit
+    for bit, as sparse_tiled_gather(columns of ops.conv.im2col, w, b, relu, columns=True)."""
+    blocked = isinstance(w, BlockSparseWeights)
+    if not blocked and not isinstance(w, SparseWeights):
+        raise ValueError(f"w must be a SparseWeights or BlockSparseWeights (pack_sparse / pack_blocked), "
+                         f"got {type(w).__name__}")
+    for name, v in (("kernel", kernel), ("stride", stride), ("dilation", dilation)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    x = check_array("x", x, np.float32, ndim=4)
+    n, c, h, wd = x.shape
+    if c * kernel * kernel != w.in_features:
+        raise ValueError(f"x has {c} channels: {c} x {kernel} x {kernel} = {c * kernel * kernel} filter inputs, "
+                         f"w has {w.in_features}")
+    ho, wo = conv_positions(h, wd, kernel, stride, dilation)
+    if n and not (ho and wo):
+        raise ValueError(f"a {kernel}x{kernel} kernel (dilation {dilation}) does not fit a {h}x{wd} image")
+    if b is not None:
+        b = check_array("b", b, np.float32, shape=(w.out_features,))
+    y = output_buffer(out, (-(-(n * ho * wo) // SPARSE_TILE), w.out_features, SPARSE_TILE), dict(x=x, b=b, val=w.val))
+    _call(_lib().pyann_sparse_conv_tiled, _ptr(x), n, c, h, wd, int(kernel), int(stride), int(dilation), _ptr(w.ptr),
+          _ptr(w.idx), _ptr(w.val), _ptr(b), _ptr(y), w.out_features, int(bool(relu)), int(blocked))
+    return _finish(y, out)
+
+
 def sparse_linear(x: np.ndarray, sw: SparseWeights, b: np.ndarray | None = None, relu: bool = False) -> np.ndarray:
     """Pruned layer, batched: x (n, in) -> y (n, out), through the tiled layout."""
     x = check_array("x", x, np.float32, shape=(None, sw.in_features if isinstance(sw, SparseWeights) else None))

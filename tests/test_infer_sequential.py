@@ -107,14 +107,15 @@ def test_cnn3_kernel_choice_times_a_chunk_of_im2col_rows():
     assert f"per {chunk * 14 * 14:,} im2col rows" in plan.describe()
     x = np.random.default_rng(3).standard_normal((40, 1, 28, 28)).astype(np.float32)
     np.testing.assert_allclose(plan.run(x), model.forward(x), rtol=1e-4, atol=1e-4)
-    # conv2 (288x64, the big one) timed again on its columns at that size: dense against sparse
-    cols = []
-    plan._run_chunk(x[:chunk], cols)
+    # conv2 (288x64, the big one) timed again on its input at that size: dense against sparse
+    inputs = []
+    plan._run_chunk(x[:chunk], inputs)
+    assert inputs[1].shape == (chunk, 32, 14, 14)
     conv2 = weighted[1]
     cands = {"dense": dataclasses.replace(conv2, sparse=None),
              "sparse": dataclasses.replace(conv2, sparse=kernels.pack_sparse(conv2.w)),
              "blocked": dataclasses.replace(conv2, sparse=kernels.pack_blocked(conv2.w))}
-    t = round_robin({k: (lambda s=s: plan._product(s, cols[1])) for k, s in cands.items()})
+    t = round_robin({k: (lambda s=s: plan._conv(s, inputs[1])) for k, s in cands.items()})
     if min(t["sparse"], t["blocked"]) < 0.6 * t["dense"] and \
             min(conv2.timing["sparse"], conv2.timing["blocked"]) < conv2.timing["dense"]:
         assert conv2.label() in ("sparse", "blocked")

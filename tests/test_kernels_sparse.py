@@ -396,3 +396,61 @@ def test_sparse_mlp_per_sample_mixes_all_three_layer_kinds(rng):
         np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
         assert macs == (40 * (np.count_nonzero(ws[0]) + ws[2].size) + K.sparse_zeroskip_macs_reference(hs[1], packs[1])
                         + K.sparse_zeroskip_macs_reference(hs[3], packs[3]))
+
+
+# ---- sparse convolution without im2col columns (csrc/sparse.c 6'') ----------------------------
+
+@pytest.mark.parametrize("n, c, h, w, k, stride, dil, pad, f", [
+    (0, 2, 5, 5, 3, 1, 1, 0, 4), (1, 1, 28, 28, 3, 1, 1, 1, 32), (3, 32, 14, 14, 3, 1, 1, 1, 64),
+    (1, 3, 9, 7, 3, 2, 1, 1, 8), (2, 2, 10, 11, 3, 1, 2, 2, 12), (5, 4, 6, 6, 1, 1, 1, 0, 5),
+    (1, 1, 3, 3, 3, 1, 1, 0, 4), (2, 5, 17, 13, 5, 3, 1, 2, 20)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_sparse_conv_equals_im2col_and_the_gathered_kernel(rng, n, c, h, w, k, stride, dil, pad, f, relu):
+    """sparse_conv_tiled = im2col + sparse_tiled_gather bit for bit (unstructured and 4x1; NaN and
+    Inf pixels, an empty row, all-pruned and fully dense filters, widths not multiples of 16), and
+    the NumPy reference on the columns."""
+    from pyann.ops.conv import _pad, im2col
+    x = rng.standard_normal((n, c, h, w), dtype=np.float32)
+    if x.size > 7:
+        x.flat[[2, 7]] = [np.nan, -np.inf]
+    xp = np.ascontiguousarray(_pad(x, pad))
+    ho, wo = K.conv_positions(xp.shape[2], xp.shape[3], k, stride, dil)
+    cols = np.ascontiguousarray(im2col(xp, k, k, ho, wo, stride, dil).reshape(c * k * k, n * ho * wo))
+    b = rng.standard_normal(f, dtype=np.float32)
+    for density in (0.0, 0.3, 1.0):
+        wt = _pruned(rng, c * k * k, f, density)
+        if f > 1:
+            wt[:, 1] = 0
+        for pw in [K.pack_sparse(wt)] + ([K.pack_blocked(wt)] if f % K.SPARSE_BLOCK == 0 else []):
+            got = K.sparse_conv_tiled(xp, pw, k, stride, dil, b, relu)
+            assert got.shape == (-(-(n * ho * wo) // K.SPARSE_TILE), f, K.SPARSE_TILE)
+            np.testing.assert_array_equal(got, K.sparse_tiled_gather(cols, pw, b, relu, columns=True))
+            kept = pw if isinstance(pw, K.SparseWeights) else pw.to_sparse()   # a 4x1 block's zeros multiply too
+            ref = K.sparse_linear_reference(np.ascontiguousarray(cols.T), kept, b, relu)
+            rows = K.from_tiles(got, n * ho * wo)
+            np.testing.assert_array_equal(np.isnan(rows), np.isnan(ref))
+            np.testing.assert_allclose(rows, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_sparse_conv_errors(rng):
+    sw = K.pack_sparse(_pruned(rng, 18, 8, 0.5))          # 2 channels x 3 x 3
+    x = np.zeros((1, 2, 6, 6), np.float32)
+    assert K.sparse_conv_tiled(x, sw, 3).shape == (1, 8, 64)
+    with pytest.raises(ValueError, match="2 channels"):
+        K.sparse_conv_tiled(x, sw, 2)
+    with pytest.raises(ValueError, match="3 channels"):
+        K.sparse_conv_tiled(np.zeros((1, 3, 6, 6), np.float32), sw, 3)
+    with pytest.raises(ValueError, match="does not fit"):
+        K.sparse_conv_tiled(np.zeros((1, 2, 6, 6), np.float32), sw, 3, dilation=3)
+    for bad in (dict(stride=0), dict(dilation=-1), dict(stride=1.5), dict(stride=True)):
+        with pytest.raises(ValueError, match="must be an int >= 1"):
+            K.sparse_conv_tiled(x, sw, 3, **bad)
+    with pytest.raises(ValueError, match="must be a SparseWeights or BlockSparseWeights"):
+        K.sparse_conv_tiled(x, _pruned(rng, 18, 8, 0.5), 3)
+    with pytest.raises(ValueError, match="x must be 4-D"):
+        K.sparse_conv_tiled(x[0], sw, 3)
+    with pytest.raises(ValueError, match="x"):
+        K.sparse_conv_tiled(np.zeros((1, 6, 6, 2), np.float32).transpose(0, 3, 1, 2), sw, 3)   # not C-contiguous
+    with pytest.raises(ValueError, match="b must have shape"):
+        K.sparse_conv_tiled(x, sw, 3, b=np.zeros(3, np.float32))
+    assert K.sparse_conv_tiled(np.zeros((0, 2, 2, 2), np.float32), sw, 3).shape == (0, 8, 64)   # no image: no check

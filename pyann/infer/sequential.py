@@ -1,19 +1,21 @@
 """Inference plans for convolutional models: a Sequential of Conv2d, ReLU, MaxPool2d, AvgPool2d,
 Flatten and Linear (cnn3 and the like), dense or pruned.
 
-A convolution is run as a product of its filters with the image's columns (im2col): the columns
-of a chunk of images, (C*KH*KW, N*Ho*Wo), are "inputs by samples" with the output positions as
-samples, which is the sparse kernel's tiled layout after one reshape. Each Conv2d or Linear runs
-dense (OpenBLAS for a convolution; pyann's dense kernel for a Linear in the "dense" family) or
-sparse / 4x1-blocked, chosen per layer by measurement (pyann.infer.choice). A ReLU right after a
-Conv2d or Linear is fused into it. Images go through the whole network in chunks, so the
-columns of one chunk stay small.
+A dense convolution is run as a product of its filters with the image's columns (im2col,
+(C*KH*KW, N*Ho*Wo), the output positions as samples) on OpenBLAS; a sparse or 4x1-blocked one
+never builds the columns: kernels.sparse_conv_tiled gathers each tile of 64 output positions
+from the padded images into a thread's buffer and runs the sparse kernel on it. A Linear runs on
+pyann's dense kernel (OpenBLAS in the "numpy" plan) or sparse from its rows
+(kernels.sparse_tiled_gather). Each Conv2d or Linear is dense, sparse or 4x1-blocked, chosen per
+layer by measurement (pyann.infer.choice). A ReLU right after a Conv2d or Linear is fused into
+it. Images go through the whole network in chunks, so the buffers of one chunk stay small.
 
-The measurement that picks a kernel times each candidate as the plan runs it (the same _product
-or _linear call, the gathering into tiles included) on the input the plan would give it: the columns /
-activations of CALIBRATION_IMAGES images (the calibration images given, else random ones of the
-model's input size) passed through the layers before it - one chunk's worth of rows, not a few
-hundred, so that per-call costs weigh in the choice as they do in a batched run.
+The measurement that picks a kernel times each candidate as the plan runs it (the same _conv or
+_linear call: im2col, tile gathering and the output's layout included) on the input the plan
+would give it: the images / activations of CALIBRATION_IMAGES images (the calibration images
+given, else random ones of the model's input size) passed through the layers before it - one
+chunk's worth of rows, not a few hundred, so that per-call costs weigh in the choice as they do
+in a batched run.
 """
 from __future__ import annotations
 
@@ -142,14 +144,13 @@ class SequentialPlan:
         return np.argmax(self.run(x), axis=1)
 
     def _run_chunk(self, h: np.ndarray, record: Optional[list] = None) -> np.ndarray:
-        """One chunk through every step; record (a list): gets each Conv2d's columns (in, rows) and
-        each Linear's input (n, in), in order, as the steps' products receive them."""
+        """One chunk through every step; record (a list): gets each Conv2d's input images and each
+        Linear's input (n, in), in order."""
         for s in self.steps:
             if s.kind == "conv":
-                cols, shape = self._columns(s, h)
                 if record is not None:
-                    record.append(cols)
-                h = self._conv_out(s, cols, shape)
+                    record.append(h)
+                h = self._conv(s, h)
             elif s.kind == "linear":
                 if record is not None:
                     record.append(np.ascontiguousarray(h, np.float32))
@@ -165,13 +166,8 @@ class SequentialPlan:
         return h
 
     def _product(self, s: Step, cols_t: np.ndarray) -> np.ndarray:
-        """cols_t (in, n) -> (out, n): the layer's product, bias and ReLU, inputs by samples."""
+        """cols_t (in, n) -> (out, n): the layer's dense product, bias and ReLU, inputs by samples."""
         n = cols_t.shape[1]
-        if s.sparse is not None:   # each tile of 64 columns gathered as the kernel uses it
-            tiles = -(-n // kernels.SPARSE_TILE)
-            yt = kernels.sparse_tiled_gather(np.ascontiguousarray(cols_t), s.sparse, s.b, s.relu, columns=True)
-            self.last_macs += tiles * kernels.SPARSE_TILE * s.sparse.nnz
-            return yt.transpose(1, 0, 2).reshape(yt.shape[1], -1)[:, :n]
         y = s.w.T @ cols_t
         if s.b is not None:
             y += s.b[:, None]
@@ -191,7 +187,16 @@ class SequentialPlan:
         return np.ascontiguousarray(y.reshape(-1, n, ho, wo).transpose(1, 0, 2, 3))
 
     def _conv(self, s: Step, h: np.ndarray) -> np.ndarray:
-        return self._conv_out(s, *self._columns(s, h))
+        if s.sparse is None:
+            return self._conv_out(s, *self._columns(s, h))
+        # sparse: no im2col columns; each tile of 64 output positions gathered from the image
+        k, stride, pad, dil = s.geometry
+        xp = np.ascontiguousarray(_pad(h, pad), np.float32)
+        n, (ho, wo) = h.shape[0], kernels.conv_positions(xp.shape[2], xp.shape[3], k, stride, dil)
+        yt = kernels.sparse_conv_tiled(xp, s.sparse, k, stride, dil, s.b, s.relu)    # (tiles, F, 64)
+        self.last_macs += yt.shape[0] * kernels.SPARSE_TILE * s.sparse.nnz
+        y = yt.transpose(1, 0, 2).reshape(yt.shape[1], -1)[:, :n * ho * wo]
+        return np.ascontiguousarray(y.reshape(-1, n, ho, wo).transpose(1, 0, 2, 3))
 
     def _linear(self, s: Step, h: np.ndarray) -> np.ndarray:
         if s.sparse is None and self.kernel != "numpy":
@@ -229,7 +234,7 @@ def _input_shape(steps: List[Step]) -> tuple:
 
 
 def _calibration_inputs(steps: List[Step], chunk: int, calibration, input_shape) -> list:
-    """Each Conv2d's columns and each Linear's input, in order, for min(chunk, CALIBRATION_IMAGES)
+    """Each Conv2d's and each Linear's input, in order, for min(chunk, CALIBRATION_IMAGES)
     images (calibration's first ones, repeated when fewer; else standard normal images of
     input_shape or of _input_shape) run through the dense NumPy steps."""
     n = min(chunk, CALIBRATION_IMAGES)
@@ -254,10 +259,12 @@ def _plan_candidates(plan: SequentialPlan, inputs: list):
     def candidates(i, s, packed):
         x = inputs[i]
         dense = dataclasses.replace(s, sparse=None)
-        if s.kind == "conv":
-            fns = {"dense": lambda: plan._product(dense, x)}
-            fns.update({k: (lambda t=dataclasses.replace(s, sparse=pk): plan._product(t, x)) for k, pk in packed.items()})
-            return x.shape[1], fns
+        if s.kind == "conv":   # x: the images; every candidate from images to images
+            fns = {"dense": lambda: plan._conv(dense, x)}
+            fns.update({k: (lambda t=dataclasses.replace(s, sparse=pk): plan._conv(t, x)) for k, pk in packed.items()})
+            k, stride, pad, dil = s.geometry
+            ho, wo = (conv_output_size(v, k, stride, pad, dil) for v in x.shape[2:])
+            return len(x) * ho * wo, fns
         dense.packed = kernels.pack_dense(s.w)   # a Linear left dense runs packed (compile_sequential)
         fns = {"dense": lambda: plan._linear(dense, x)}
         fns.update({k: (lambda t=dataclasses.replace(s, sparse=pk): plan._linear(t, x)) for k, pk in packed.items()})
