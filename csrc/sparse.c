@@ -424,7 +424,8 @@ int pyann_sparse_tiled_strided(const float *x, int64_t ss, int64_t fs, const int
 /* 6''. The same, gathering each tile from the padded images as im2col would lay it out. */
 int pyann_sparse_conv_tiled(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t k,
                             int64_t stride, int64_t dil, const int64_t *ptr, const int32_t *idx,
-                            const float *val, const float *b, float *yt, int64_t out, int relu, int blocked)
+                            const float *val, const float *b, float *yt, int64_t out, int relu, int blocked,
+                            int nchw)
 {
     if (n < 0 || c < 0 || h < 0 || w < 0 || k < 1 || stride < 1 || dil < 1) return PYANN_EINVAL;
     const int64_t span = dil * (k - 1) + 1;
@@ -438,13 +439,14 @@ int pyann_sparse_conv_tiled(const float *x, int64_t n, int64_t c, int64_t h, int
     #pragma omp parallel num_threads(pyann_team())
     {
         float *buf = aligned_alloc(64, ((size_t)(in > 0 ? in : 1) * SP_TILE * sizeof(float) + 63) / 64 * 64);
-        if (!buf) {
+        float *ybuf = nchw ? aligned_alloc(64, (size_t)out * SP_TILE * sizeof(float)) : NULL;
+        if (!buf || (nchw && !ybuf)) {
             #pragma omp atomic write
             err = 1;
         }
         #pragma omp for schedule(static)
         for (int64_t t = 0; t < tiles; t++) {
-            if (!buf) continue;
+            if (!buf || (nchw && !ybuf)) continue;
             int64_t base[SP_TILE];               /* each position's offset of its (ci, ky, kx) = 0 tap */
             const int64_t s0 = t * SP_TILE, m1 = npos - s0 < SP_TILE ? npos - s0 : SP_TILE;
             for (int64_t m = 0; m < m1; m++) {
@@ -459,10 +461,23 @@ int pyann_sparse_conv_tiled(const float *x, int64_t n, int64_t c, int64_t h, int
                         for (int64_t m = 0; m < m1; m++) d[m] = src[base[m]];
                         for (int64_t m = m1; m < SP_TILE; m++) d[m] = 0.0f;
                     }
-            if (blocked) blocked_tile(ptr, idx, val, b, buf, yt + t * out * SP_TILE, rows, relu);
-            else linear_tile(ptr, idx, val, b, buf, yt + t * out * SP_TILE, out, relu);
+            float *yo = nchw ? ybuf : yt + t * out * SP_TILE;
+            if (blocked) blocked_tile(ptr, idx, val, b, buf, yo, rows, relu);
+            else linear_tile(ptr, idx, val, b, buf, yo, out, relu);
+            if (nchw)                            /* the tile's positions: runs within one image each */
+                for (int64_t m = 0; m < m1;) {
+                    const int64_t s = s0 + m, img = s / (ho * wo), p = s % (ho * wo);
+                    const int64_t run = ho * wo - p < m1 - m ? ho * wo - p : m1 - m;
+                    for (int64_t f = 0; f < out; f++) {
+                        float *dst = yt + (img * out + f) * ho * wo + p;
+                        const float *src = ybuf + f * SP_TILE + m;
+                        for (int64_t r = 0; r < run; r++) dst[r] = src[r];
+                    }
+                    m += run;
+                }
         }
         free(buf);
+        free(ybuf);
     }
     return err ? PYANN_ENOMEM : PYANN_OK;
 }

@@ -837,8 +837,16 @@ def conv_positions(h: int, w: int, kernel: int, stride: int = 1, dilation: int =
     return tuple((v - span) // stride + 1 if v >= span else 0 for v in (h, w))
 
 
+def sparse_conv(x: np.ndarray, w, kernel: int, stride: int = 1, dilation: int = 1,
+                b: np.ndarray | None = None, relu: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """sparse_conv_tiled with its output as images: y (n, F, ho, wo) float32, each tile's outputs
+    written straight into place (no transposing copies after the kernel)."""
+    return sparse_conv_tiled(x, w, kernel, stride, dilation, b, relu, out, _images=True)
+
+
 def sparse_conv_tiled(x: np.ndarray, w, kernel: int, stride: int = 1, dilation: int = 1,
-                      b: np.ndarray | None = None, relu: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+                      b: np.ndarray | None = None, relu: bool = False, out: np.ndarray | None = None,
+                      _images: bool = False) -> np.ndarray:
     """A pruned convolution without its im2col columns: x (n, c, h, w) float32, already padded;
     w a SparseWeights (or BlockSparseWeights) of the filters as columns (c * kernel * kernel, F),
     input row ci k k + ky k + kx (a Conv2d weight (F, C, K, K) reshaped to (F, -1) and transposed).
@@ -861,9 +869,10 @@ def sparse_conv_tiled(x: np.ndarray, w, kernel: int, stride: int = 1, dilation: 
         raise ValueError(f"a {kernel}x{kernel} kernel (dilation {dilation}) does not fit a {h}x{wd} image")
     if b is not None:
         b = check_array("b", b, np.float32, shape=(w.out_features,))
-    y = output_buffer(out, (-(-(n * ho * wo) // SPARSE_TILE), w.out_features, SPARSE_TILE), dict(x=x, b=b, val=w.val))
+    shape = (n, w.out_features, ho, wo) if _images else (-(-(n * ho * wo) // SPARSE_TILE), w.out_features, SPARSE_TILE)
+    y = output_buffer(out, shape, dict(x=x, b=b, val=w.val))
     _call(_lib().pyann_sparse_conv_tiled, _ptr(x), n, c, h, wd, int(kernel), int(stride), int(dilation), _ptr(w.ptr),
-          _ptr(w.idx), _ptr(w.val), _ptr(b), _ptr(y), w.out_features, int(bool(relu)), int(blocked))
+          _ptr(w.idx), _ptr(w.val), _ptr(b), _ptr(y), w.out_features, int(bool(relu)), int(blocked), int(_images))
     return _finish(y, out)
 
 

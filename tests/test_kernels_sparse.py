@@ -425,6 +425,10 @@ def test_sparse_conv_equals_im2col_and_the_gathered_kernel(rng, n, c, h, w, k, s
             got = K.sparse_conv_tiled(xp, pw, k, stride, dil, b, relu)
             assert got.shape == (-(-(n * ho * wo) // K.SPARSE_TILE), f, K.SPARSE_TILE)
             np.testing.assert_array_equal(got, K.sparse_tiled_gather(cols, pw, b, relu, columns=True))
+            images = K.sparse_conv(xp, pw, k, stride, dil, b, relu)          # the same, written as images
+            want = K.from_tiles(got, n * ho * wo).reshape(n, ho, wo, f).transpose(0, 3, 1, 2)
+            assert images.shape == (n, f, ho, wo) and images.flags.c_contiguous
+            np.testing.assert_array_equal(images, want)
             kept = pw if isinstance(pw, K.SparseWeights) else pw.to_sparse()   # a 4x1 block's zeros multiply too
             ref = K.sparse_linear_reference(np.ascontiguousarray(cols.T), kept, b, relu)
             rows = K.from_tiles(got, n * ho * wo)
@@ -454,3 +458,6 @@ def test_sparse_conv_errors(rng):
     with pytest.raises(ValueError, match="b must have shape"):
         K.sparse_conv_tiled(x, sw, 3, b=np.zeros(3, np.float32))
     assert K.sparse_conv_tiled(np.zeros((0, 2, 2, 2), np.float32), sw, 3).shape == (0, 8, 64)   # no image: no check
+    assert K.sparse_conv(np.zeros((0, 2, 6, 6), np.float32), sw, 3).shape == (0, 8, 4, 4)
+    with pytest.raises(ValueError, match="out must have shape"):
+        K.sparse_conv(x, sw, 3, out=np.zeros((1, 8, 16), np.float32))

@@ -193,10 +193,8 @@ class SequentialPlan:
         k, stride, pad, dil = s.geometry
         xp = np.ascontiguousarray(_pad(h, pad), np.float32)
         n, (ho, wo) = h.shape[0], kernels.conv_positions(xp.shape[2], xp.shape[3], k, stride, dil)
-        yt = kernels.sparse_conv_tiled(xp, s.sparse, k, stride, dil, s.b, s.relu)    # (tiles, F, 64)
-        self.last_macs += yt.shape[0] * kernels.SPARSE_TILE * s.sparse.nnz
-        y = yt.transpose(1, 0, 2).reshape(yt.shape[1], -1)[:, :n * ho * wo]
-        return np.ascontiguousarray(y.reshape(-1, n, ho, wo).transpose(1, 0, 2, 3))
+        self.last_macs += -(-(n * ho * wo) // kernels.SPARSE_TILE) * kernels.SPARSE_TILE * s.sparse.nnz
+        return kernels.sparse_conv(xp, s.sparse, k, stride, dil, s.b, s.relu)   # (n, F, ho, wo), written in place
 
     def _linear(self, s: Step, h: np.ndarray) -> np.ndarray:
         if s.sparse is None and self.kernel != "numpy":
