@@ -25,6 +25,7 @@ the same trial gives the same numbers on a local process pool and on a Dask work
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from concurrent.futures import as_completed
@@ -460,8 +461,11 @@ def weights_sha256(model: nn.Module) -> str:
 
 
 def _check_identity(out: Path, ident: dict) -> None:
-    """Refuse a folder holding a study of another configuration (its files would be mixed in)."""
+    """Refuse a folder holding a study of another configuration (its files would be mixed in).
+    ident is compared as study.json holds it: through JSON, where tuples are lists (a preset's
+    teacher config has tuples, so comparing the Python value would refuse every resume)."""
     path = out / "study.json"
+    ident = json.loads(json.dumps(ident))
     if path.exists():
         old = read_json(path)
         if old != ident:

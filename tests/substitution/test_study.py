@@ -258,3 +258,17 @@ def test_another_teacher_in_the_folder_is_refused(local, tmp_path):
     nn.save(other, out / "teacher.npz")   # as if the cache had been retrained meanwhile
     with pytest.raises(ValueError, match="another configuration .*teacher_sha256"):
         study.run_study(TINY, out, **QUIET)
+
+
+def test_a_preset_with_a_cached_teacher_resumes_in_its_own_folder(tmp_path):
+    """The cpu and paper presets carry a TeacherConfig whose tuples become lists in study.json:
+    the identity check compares them as JSON, so the same configuration is not "another" (the
+    cpu study's first resume was refused before this)."""
+    from pyann.substitution.presets import CPU
+    ident = {"format": study.FORMAT, "preset": CPU.to_dict(), "seed": 0, "pairs": [[1, "original"]],
+             "data": "CIFAR-10", "teacher_sha256": "0" * 64}
+    study._check_identity(tmp_path, ident)
+    study._check_identity(tmp_path, ident)   # the same study again: accepted
+    other = dict(ident, seed=1)
+    with pytest.raises(ValueError, match="another configuration \\(differs in: seed\\)"):
+        study._check_identity(tmp_path, other)
