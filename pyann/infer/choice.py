@@ -8,7 +8,22 @@ import numpy as np
 
 from .. import kernels
 
-SPARSE_CALIBRATION = 512   # samples timed per layer when choosing sparse or dense
+SPARSE_CALIBRATION = 512
+
+
+class PackedWeight:
+    """For a plan layer with .w and .packed (kernels.pack_dense of w, made once at compile):
+    assigning a new w drops the packing, which would be stale (the layer runs unpacked until it
+    is packed again); dense_w is what kernels.dense runs the layer with."""
+
+    def __setattr__(self, name, value):
+        if name == "w":
+            object.__setattr__(self, "packed", None)
+        object.__setattr__(self, name, value)
+
+    @property
+    def dense_w(self):
+        return self.packed if self.packed is not None else self.w   # samples timed per layer when choosing sparse or dense
 
 
 def choose_sparse(layers, forced, mode: str, split: str, dense: str = "pyann", zeroskip=None,

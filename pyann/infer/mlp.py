@@ -43,7 +43,7 @@ from ..nn import Flatten, Linear, ReLU, Sequential
 from ..nn.container import hidden_layers
 from ..nn.module import fingerprint as model_fingerprint
 from .predictor import ActivationPredictor as Predictor
-from .choice import SPARSE_CALIBRATION, choose_sparse
+from .choice import SPARSE_CALIBRATION, PackedWeight, choose_sparse
 
 KERNELS = ("numpy", "dense", "masked", "zeroskip", "combined", "sparse")
 _SPARSE_KINDS = {kernels.SparseWeights: "sparse", kernels.BlockSparseWeights: "blocked",
@@ -53,7 +53,7 @@ SPLITS = ("images", "outputs")
 
 
 @dataclasses.dataclass
-class PlanLayer:
+class PlanLayer(PackedWeight):
     """One Linear of the plan. hidden: its 1-based hidden-layer number (None for the logits)."""
     w: np.ndarray
     b: Optional[np.ndarray]
@@ -68,19 +68,9 @@ class PlanLayer:
     timing_samples: Optional[int] = None       # samples per timing (default SPARSE_CALIBRATION)
     packed: Optional[kernels.PackedDense] = None   # w packed for the batched dense kernel, once, at compile
 
-    def __setattr__(self, name, value):
-        if name == "w":   # a packing of the old w would be stale: the layer runs unpacked until packed again
-            object.__setattr__(self, "packed", None)
-        object.__setattr__(self, name, value)
-
     @property
     def shape(self):
         return self.w.shape
-
-    @property
-    def dense_w(self):
-        """What kernels.dense runs this layer with: the packed w when the plan packed it."""
-        return self.packed if self.packed is not None else self.w
 
 
 def _mlp_layers(model) -> List[tuple]:

@@ -29,7 +29,7 @@ from ..data.transforms import check_float_input
 from ..nn import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
 from ..ops.conv import _pad, conv_output_size, im2col
 from ..nn.module import fingerprint as model_fingerprint
-from .choice import choose_sparse
+from .choice import PackedWeight, choose_sparse
 
 KERNELS = ("numpy", "dense", "sparse")
 CHUNK = 128   # images per pass through the network: bounds the column buffers (cnn3: ~15 MB)
@@ -45,7 +45,7 @@ CALIBRATION_IMAGES = 128
 
 
 @dataclasses.dataclass
-class Step:
+class Step(PackedWeight):
     """One step of the plan. conv/linear: w (in, out) - a Linear's weight, or a convolution's
     filters as columns (C*KH*KW, F) - with b, relu fused, and the sparse packing when chosen."""
     kind: str                              # "conv", "linear", "relu", "maxpool", "avgpool", "flatten"
@@ -57,11 +57,6 @@ class Step:
     timing: Optional[dict] = None
     timing_samples: int = 0                # rows each candidate was timed on (conv: im2col rows)
     packed: Optional[kernels.PackedDense] = None   # a Linear on pyann's dense kernel: w packed, once, at compile
-
-    def __setattr__(self, name, value):
-        if name == "w":   # a packing of the old w would be stale: the step runs unpacked until packed again
-            object.__setattr__(self, "packed", None)
-        object.__setattr__(self, name, value)
 
     def label(self) -> str:
         if self.kind not in ("conv", "linear"):
@@ -199,7 +194,7 @@ class SequentialPlan:
     def _linear(self, s: Step, h: np.ndarray) -> np.ndarray:
         if s.sparse is None and self.kernel != "numpy":
             self.last_macs += h.shape[0] * s.w.size
-            return kernels.dense(np.ascontiguousarray(h), s.packed if s.packed is not None else s.w, s.b, relu=s.relu)
+            return kernels.dense(np.ascontiguousarray(h), s.dense_w, s.b, relu=s.relu)
         if s.sparse is not None:   # rows in, gathered tile by tile, rows out
             n = h.shape[0]
             self.last_macs += -(-n // kernels.SPARSE_TILE) * kernels.SPARSE_TILE * s.sparse.nnz
@@ -207,11 +202,16 @@ class SequentialPlan:
         return np.ascontiguousarray(self._product(s, np.ascontiguousarray(h.T)).T)
 
 
+def _input_channels(steps: List[Step]) -> int:
+    """The model's input channels: the first convolution's im2col rows over its kernel area."""
+    first = next(s for s in steps if s.kind == "conv")
+    return first.w.shape[0] // (first.geometry[0] ** 2)
+
+
 def _input_shape(steps: List[Step]) -> tuple:
     """(C, H, W) of the model's input: C from the first convolution, H = W the smallest square size
     whose Flatten output fits the Linear after it (28 for cnn3); 32 x 32 when nothing fixes it."""
-    first = next(s for s in steps if s.kind == "conv")
-    channels = first.w.shape[0] // (first.geometry[0] ** 2)
+    channels = _input_channels(steps)
     for size in range(1, 513):
         c, h = channels, size
         for i, s in enumerate(steps):
@@ -239,8 +239,7 @@ def _calibration_inputs(steps: List[Step], chunk: int, calibration, input_shape)
     if calibration is not None:
         x = np.asarray(calibration)
         check_float_input(x, "calibration")
-        first = next(s for s in steps if s.kind == "conv")
-        channels = first.w.shape[0] // (first.geometry[0] ** 2)
+        channels = _input_channels(steps)
         if x.ndim != 4 or x.shape[1] != channels or not len(x):
             raise ValueError(f"calibration must be images (n >= 1, {channels}, H, W), got shape {x.shape}")
         x = np.ascontiguousarray(x[np.arange(n) % len(x)], np.float32)
