@@ -183,3 +183,14 @@ def test_dense_packed_refuses_a_packing_for_another_build(rng, monkeypatch):
     monkeypatch.setattr(K, "panel_width", lambda: 2 * pw.panel)   # as if unpickled on another ISA
     with pytest.raises(ValueError, match="pack the weights again"):
         K.dense(x, pw, b)
+
+
+@pytest.mark.parametrize("n", [1, 15, 33])
+def test_all_zero_rows_give_the_bias_as_the_reference(rng, n):
+    """Rows of zeros (a ReLU's dead samples) beside ordinary ones, widths not a multiple of 16."""
+    x, w, b = _case(rng, n, 37, 45)
+    x[::2] = 0
+    for relu in (False, True):
+        got = K.dense(x, K.pack_dense(w), b, relu=relu)
+        _same(got, K.dense_reference(x, w, b, relu), 37)
+        np.testing.assert_array_equal(got[::2], np.broadcast_to(np.maximum(b, 0) if relu else b, got[::2].shape))

@@ -461,3 +461,18 @@ def test_sparse_conv_errors(rng):
     assert K.sparse_conv(np.zeros((0, 2, 6, 6), np.float32), sw, 3).shape == (0, 8, 4, 4)
     with pytest.raises(ValueError, match="out must have shape"):
         K.sparse_conv(x, sw, 3, out=np.zeros((1, 8, 16), np.float32))
+
+
+@pytest.mark.parametrize("n", [1, 70])
+def test_gathered_tiles_all_zero_rows_as_the_reference(rng, n):
+    """All-zero input rows (and an all-zero input) through the gathered kernel, rows and columns."""
+    w = _pruned(rng, 37, 20, 0.3)
+    b = rng.standard_normal(20, dtype=np.float32)
+    x = rng.standard_normal((n, 37), dtype=np.float32)
+    x[::2] = 0
+    for xx in (x, np.zeros_like(x)):
+        pw = K.pack_sparse(w)
+        ref = K.sparse_linear_reference(xx, pw, b, True)
+        for columns, inp in ((False, xx), (True, np.ascontiguousarray(xx.T))):
+            got = K.from_tiles(K.sparse_tiled_gather(inp, pw, b, True, columns=columns), n)
+            np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
