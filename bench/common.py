@@ -17,22 +17,39 @@ from pyann.provenance import blas_info, cpu_model, machine_info, machine_line, p
 
 def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> dict:
     """Run fn `warmup` times untimed, then `repeats` times; seconds as median/min/max/all."""
-    return time_round_robin([fn], repeats, warmup)[0]
+    return time_round_robin([fn], repeats, warmup, settle=False)[0]
+
+
+# Before each timed call: a pause, then one untimed call of the same function. After a
+# multi-threaded OpenBLAS call its idle workers spin for about 0.1 s, and an OpenMP kernel started
+# in that window ran up to 50x slower here (pyann.infer.threads); torch's and ONNX Runtime's
+# pools do the same. Without the pause a row is timed in the wake of the row before it, and which
+# row pays depends on the order. The untimed call then wakes the row's own threads (after a pause
+# a VM's idle cores take a millisecond or more to wake), so each row is timed as it runs when
+# called again and again, as a serving loop calls it.
+SETTLE_S = 0.15
+# a call this long is timed right after the pause: the wake-up is lost in it
+SETTLE_CALL_S = 0.5
 
 
 def time_round_robin(fns: Sequence[Callable[[], object]], repeats: int = 5, warmup: int = 1,
-                     clock: Callable[[], float] = time.perf_counter) -> List[dict]:
+                     clock: Callable[[], float] = time.perf_counter, settle: bool = True) -> List[dict]:
     """Time several functions side by side: each round runs every function once, so a slow
     spell of a shared machine lands on all of them instead of on whichever row was being timed;
     the ratios of the medians are then far steadier. One dict per function, as time_call.
     clock: wall time by default; time.thread_time for single-threaded code on a busy machine
-    (the CPU time this thread got, not the time others took from it)."""
+    (the CPU time this thread got, not the time others took from it). settle: before each timed
+    call, SETTLE_S of pause and (for calls under SETTLE_CALL_S) one untimed call (see above)."""
     for fn in fns:
         for _ in range(warmup):
             fn()
     times = [[] for _ in fns]
     for _ in range(repeats):
         for fn, ts in zip(fns, times):
+            if settle:
+                time.sleep(SETTLE_S)
+                if not ts or ts[-1] < SETTLE_CALL_S:
+                    fn()
             t0 = clock()
             fn()
             ts.append(clock() - t0)

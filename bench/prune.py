@@ -1,19 +1,21 @@
 """`python -m bench prune`: pruned models on MNIST test images, sparse kernels against the best
 dense code, in one run, rows timed round-robin; and a density sweep on single layers.
 
-Models (the trained-model cache; trained on first use), magnitude-pruned and not retrained (the
-accuracy column says what that costs; --retrain-epochs N retrains each pruned model with its masks
-held, by the pruning study's procedure; `pyann prune-study` is the full study):
+Models (the trained-model cache; trained on first use), magnitude-pruned and retrained with their
+masks held by the pruning study's procedure, --retrain-epochs (MLPs, default 8) and
+--cnn3-retrain-epochs (default 2) epochs, the retrained models kept in the cache (0: not retrained,
+the accuracy column says what that costs; `pyann prune-study` is the full study):
 - fcn2 (784-300-100-10) and mlp5 (784-512x4-10): every Linear keeps --density of its weights,
   element by element and in 4x1 blocks (4 outputs sharing an input; a layer whose outputs do not
   divide by 4 is pruned element by element). Rows, batched: NumPy/OpenBLAS dense, pyann dense,
   pyann sparse, pyann 4x1 blocked (on the block-pruned model), pyann with each layer's kernel
-  measured at compile time (on training images), pyann exact zero-skipping on the pruned weights
-  (stored dense: the kernel skips the zero inputs the ReLUs produce, not the pruned weights),
-  pyann sparse + zero-skipping (the sparse x sparse kernel on every layer after a ReLU: pruned
-  weights and zero inputs both skipped; the first layer sparse), scipy.sparse CSR, PyTorch dense /
-  sparse CSR and ONNX Runtime (CPU) as peers when installed; one image at a time (the loop in C):
-  pyann dense, pyann sparse, pyann zero-skipping, pyann sparse + zero-skipping.
+  measured at compile time (on training images: dense, sparse, blocked, zero-skipping or sparse x
+  sparse), pyann exact zero-skipping on the pruned weights (stored dense: the kernel skips the
+  zero inputs - the image's blank pixels, the ReLUs' zeros - not the pruned weights), pyann
+  sparse + zero-skipping (the sparse x sparse kernel on every layer: pruned weights and zero
+  inputs both skipped), scipy.sparse CSR, PyTorch dense / sparse CSR and ONNX Runtime (CPU) as
+  peers when installed; one image at a time (the loop in C): pyann dense, pyann sparse, pyann with
+  each layer's kernel measured, pyann zero-skipping, pyann sparse + zero-skipping.
 - cnn3 (the pruning study's dense model, pyann.pruning.study.dense_model): each layer pruned to
   its own density, the paper's CNN-3 allocation 0.285 / 0.154 / 0.112 by default
   (--cnn3-densities). Rows, batched: NumPy/OpenBLAS dense im2col, pyann sparse (kernel measured
@@ -57,6 +59,7 @@ SWEEP_DENSITIES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6)
 SWEEP_MODES = ("batched", "one image at a time")
 # a tiny run: explicit flags win (bench.__main__ applies these where an option is at its default)
 QUICK = {"n": 300, "repeats": 1, "train_images": 3000, "epochs": 1, "models": ["fcn2"], "sweep_n": 512,
+         "retrain_epochs": 0, "cnn3_retrain_epochs": 0,
          "sweep_n_one": 128, "sweep_repeats": 1}
 
 
@@ -116,10 +119,13 @@ def add_arguments(parser):
     parser.add_argument("--cnn3-densities", type=cnn3_densities, default=_paper_cnn3(),
                         help="cnn3's densities per layer (conv1, conv2, linear); the default is the paper's "
                              "CNN-3 allocation")
-    parser.add_argument("--retrain-epochs", type=non_negative_int, default=0,
-                        help="retrain each pruned model this many epochs with its masks held (the pruning "
-                             "study's procedure: SGD, Nesterov, cosine lr; MLPs on every training image, cnn3 on "
-                             "the first 20,000); 0: not retrained, the accuracy column says what that costs")
+    parser.add_argument("--retrain-epochs", type=non_negative_int, default=8,
+                        help="retrain each pruned MLP this many epochs with its masks held (the pruning "
+                             "study's procedure: SGD, Nesterov, cosine lr, every training image; kept in the "
+                             "trained-model cache, so a second run loads them); 0: not retrained, the accuracy "
+                             "column says what that costs")
+    parser.add_argument("--cnn3-retrain-epochs", type=non_negative_int, default=2,
+                        help="the same for cnn3 (on its first 20,000 training images; ~45 s an epoch on 2 cores)")
     parser.add_argument("--n", type=positive_int, default=10000, help="test images")
     parser.add_argument("--repeats", type=positive_int, default=5, help="timed rounds (round-robin)")
     parser.add_argument("--epochs", type=positive_int, default=20, help="training epochs of the cached dense MLPs")
@@ -158,28 +164,47 @@ def _pruned(model, density: float, block: bool):
     return model.eval()
 
 
-def retrain(models, name: str, data, epochs: int, log=print) -> str:
+def retrain(models, name: str, data, epochs: int, log=print, cache: bool = True) -> str:
     """Retrain the pruned models in place, `epochs` epochs each, masks held (pyann.optim keeps the
     pruned weights at 0), by the pruning study's procedure and configuration (pruning.study:
     SGD with Nesterov momentum, weight decay, cosine lr; cnn3 on its first 20,000 training
-    images, an MLP with fcn2's settings on all of them). Returns the phrase for the headings."""
+    images, an MLP with fcn2's settings on all of them). Returns the phrase for the headings.
+    cache: each retrained model is kept in the trained-model cache (models/bench-prune-*.npz,
+    compact), keyed by the pruned model's fingerprint, the epochs and the configuration, so a
+    second run loads it instead of retraining."""
     if not epochs:
         return "not retrained"
-    from pyann.data import to_float
+    from pyann import nn
+    from pyann.data import cache_dir, to_float
+    from pyann.nn.module import fingerprint
     from pyann.pruning import study
     cfg = study.config_for("cnn3" if name == "cnn3" else "fcn2")
     limit = len(data.x_train) if cfg.train_limit is None else min(cfg.train_limit, len(data.x_train))
-    if name == "cnn3":
-        x = to_float(data.x_train[:limit], study.CNN3_MEAN, study.CNN3_STD)
-    else:
-        x = to_float(data.x_train[:limit]).reshape(limit, -1)
-    y = np.asarray(data.y_train[:limit])
+    xy = None
     for m in models:
+        fp = fingerprint(m)
+        key = {"bench": "prune-retrain/1", "model": name, "pruned": fp, "epochs": epochs, "config": repr(cfg)}
+        path = Path(cache_dir()) / "models" / f"bench-prune-{name}-{fp[:16]}-r{epochs}.npz"
+        if cache and path.exists():
+            try:
+                if nn.serialization.read_metadata(path).get("key") == key:
+                    nn.load_into(m, path)
+                    m.eval()
+                    log(f"  retrained {epochs} epoch(s), masks held: from the cache ({path})", flush=True)
+                    continue
+            except ValueError:
+                pass   # a corrupt or foreign file: retrain and overwrite it
+        if xy is None:
+            x = to_float(data.x_train[:limit], study.CNN3_MEAN, study.CNN3_STD) if name == "cnn3" \
+                else to_float(data.x_train[:limit]).reshape(limit, -1)
+            xy = (x, np.asarray(data.y_train[:limit]))
         t0 = time.perf_counter()
-        study._retrain(m, (x, y), epochs, cfg, 0)
+        study._retrain(m, xy, epochs, cfg, 0)
         m.eval()
         log(f"  retrained {epochs} epoch(s) on {limit:,} training images, masks held: {time.perf_counter() - t0:.0f} s",
             flush=True)
+        if cache:
+            nn.save(m, path, metadata={"key": key}, compact=True)
     return f"retrained {epochs} epoch{'s' if epochs > 1 else ''} with the masks held"
 
 
@@ -543,10 +568,10 @@ def _plan_case(label, mode, model, plan, x, blocked_model, name, kind):
     return row, fn, model
 
 
-def _measured(model, calibration):
+def _measured(model, calibration, mode="batched"):
     """plan "sparse" with each layer's kernel measured at compile time, on training images where
-    pyann.infer takes them (the sparse x sparse kernel's speed depends on the input's zeros)."""
-    return infer.compile(model, "sparse", calibration=calibration)
+    pyann.infer takes them (the zero-skipping kernels' speed depends on the input's zeros)."""
+    return infer.compile(model, "sparse", mode=mode, calibration=calibration)
 
 
 def bench_mlp(name, args, x, y, log=print, calibration=None, data=None):
@@ -574,6 +599,8 @@ def bench_mlp(name, args, x, y, log=print, calibration=None, data=None):
         ("pyann dense", "one image at a time", model, infer.compile(model, "dense", mode="one_at_a_time"), "dense"),
         ("pyann sparse", "one image at a time", model, infer.compile(
             model, "sparse", mode="one_at_a_time", layer_kernels=["sparse"] * n_layers), "sparse"),
+        ("pyann, kernel measured per layer", "one image at a time", model,
+         _measured(model, calibration, "one_at_a_time"), "sparse"),
         ("pyann zero-skipping (dense-stored weights)", "one image at a time", model,
          infer.compile(model, "zeroskip", mode="one_at_a_time"), "zeroskip"),
     ]
@@ -606,13 +633,10 @@ def bench_mlp(name, args, x, y, log=print, calibration=None, data=None):
 
 def _sparse_zeroskip_specs(model) -> list:
     """pyann sparse + zero-skipping: the sparse x sparse kernel ("sparse_zeroskip": pruned weights
-    by input, the zero inputs the previous ReLU produced skipped) on every layer whose input comes
-    from a ReLU, the sparse kernel on the first (its input is the image); batched and one image
-    at a time. [] when pyann.infer has no such kernel."""
-    if not hasattr(kernels, "InputSparseWeights"):
-        return []
+    by input, the zero inputs skipped - the image's blank pixels on the first layer, the ReLUs'
+    zeros after it) on every layer; batched and one image at a time."""
     n_layers = len(pruning.prunable_layers(model))
-    forced = ["sparse"] + ["sparse_zeroskip"] * (n_layers - 1)
+    forced = ["sparse_zeroskip"] * n_layers
     label = "pyann sparse + zero-skipping"
     return [(label, "batched", model, infer.compile(model, "sparse", layer_kernels=forced), "sparse"),
             (label, "one image at a time", model,
@@ -678,7 +702,8 @@ def bench_cnn3(args, data, log=print):
     names = list(pruning.prunable_layers(dense))
     dens = dict(zip(names, args.cnn3_densities))
     log(f"cnn3: {source}; each layer pruned by magnitude to " + ", ".join(f"{_pct(d)} (layer {k})" for k, d in dens.items())
-        + " of its weights, " + (f"retrained {args.retrain_epochs} epoch(s)" if args.retrain_epochs else "not retrained"),
+        + " of its weights, " + (f"retrained {args.cnn3_retrain_epochs} epoch(s)" if args.cnn3_retrain_epochs
+                                 else "not retrained"),
         flush=True)
     model = pruning.clone(dense)
     pruning.prune_to_density(model, dens)
@@ -690,7 +715,7 @@ def bench_cnn3(args, data, log=print):
         pruning.prune_to_density(blocked, {k: dens[k]}, block=(kernels.SPARSE_BLOCK, 1) if fits else None)
         plan_blocked_kernels.append("blocked" if fits else "sparse")
     model.eval(), blocked.eval()
-    retrained = retrain([model, blocked], "cnn3", data, args.retrain_epochs, log)
+    retrained = retrain([model, blocked], "cnn3", data, args.cnn3_retrain_epochs, log)
     n = min(args.n, len(data.x_test))
     x = np.ascontiguousarray(to_float(data.x_test[:n], CNN3_MEAN, CNN3_STD), np.float32)
     y = np.asarray(data.y_test[:n])
@@ -784,9 +809,6 @@ def run(args) -> dict:
             rows += model_rows
             notes += [m for m in model_notes if m not in notes]
             extra["models"][name] = model_info
-        if any(m in MLP_MODELS for m in models) and not hasattr(kernels, "InputSparseWeights"):
-            notes.append("pyann sparse + zero-skipping (pruned weights and zero inputs in one kernel): not in "
-                         "pyann.infer yet; the zero-skipping rows skip zero inputs on the weights stored dense")
         cnn3_info = extra["models"].get("cnn3")
         print(f"\npruned models on MNIST test images ({n}); median of {args.repeats} rounds"
               + (f" ({cnn3_info['repeats']} for cnn3)" if cnn3_info else "")

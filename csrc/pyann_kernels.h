@@ -157,15 +157,16 @@ int pyann_sparse_zeroskip(const float *x, const int64_t *ptr, const uint16_t *id
 /* A whole MLP one sample at a time, each layer sparse (ptrs[l] != NULL: ptrs/idxs/vals[l] as
    above), sparse x sparse (iptrs != NULL and iptrs[l] != NULL: iptrs/iidx16/iidx32/ivals[l] as
    pyann_sparse_zeroskip's ptr/idx16/idx32/val; iptrs may be NULL for none) or dense (ws[l]
-   (sizes[l], sizes[l + 1])), bs[l] or NULL, ReLU where relus[l] != 0. split_images as in
+   (sizes[l], sizes[l + 1]); where zskips != NULL and zskips[l] != 0, its zero inputs skipped as
+   pyann_mlp_per_sample's zero_skip), bs[l] or NULL, ReLU where relus[l] != 0. split_images as in
    pyann_mlp_per_sample. macs: NULL or += the multiply-adds executed. */
 int pyann_sparse_mlp_per_sample(const float *x, float *y, int64_t n, int n_layers, const int64_t *sizes,
                                 const float *const *ws, const int64_t *const *ptrs,
                                 const int32_t *const *idxs, const float *const *vals,
                                 const int64_t *const *iptrs, const uint16_t *const *iidx16,
                                 const int32_t *const *iidx32, const float *const *ivals,
-                                const float *const *bs, const uint8_t *relus, int split_images,
-                                int64_t *macs);
+                                const float *const *bs, const uint8_t *relus, const uint8_t *zskips,
+                                int split_images, int64_t *macs);
 /* END CFFI API */
 
 #endif /* PYANN_KERNELS_H */

@@ -234,6 +234,13 @@ static int64_t sample_share(const int32_t *idx, const float *val, int64_t nz, co
     return macs;
 }
 
+int64_t pyann_dense_zeroskip_sample(const float *x, int64_t in, const float *w, const float *b,
+                                    float *y, int64_t out, int relu, int tid, int nt,
+                                    int32_t *idx, float *val)
+{
+    return sample_share(idx, val, nonzeros(x, in, idx, val), w, b, y, out, relu, NULL, tid, nt);
+}
+
 static const uint8_t *mask_row(const uint8_t *mask, int mask_mode, int64_t r, int64_t out)
 {
     if (mask_mode == 1) return mask;

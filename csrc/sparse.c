@@ -24,9 +24,10 @@
  *                             kept block stores 4 weights; one load of a tile's input row feeds
  *                             4 x 64 / VW FMAs instead of 64 / VW (Intel's 4x1 sparse idea)
  *   5. whole MLP per sample - every layer of one sample before the next, each layer sparse (4's
- *                             row sums), sparse x sparse (7) or dense (a GEMV of vector FMAs over
- *                             w's rows); threads split each layer's outputs with a barrier per
- *                             layer, or take whole samples (split_images), as relu_predict.c's 5
+ *                             row sums), sparse x sparse (7), dense (a GEMV of vector FMAs over
+ *                             w's rows) or dense with the zero inputs skipped (relu_predict.c
+ *                             3); threads split each layer's outputs with a barrier per layer,
+ *                             or take whole samples (split_images), as relu_predict.c's 5
  *   7. sparse x sparse      - w kept by INPUT (CSR of w: input k's kept outputs, uint16 indices
  *                             when out <= 65536): per sample, the nonzero inputs listed branchless
  *                             (the previous ReLU's zeros), each one's row scattered, y[j] +=
@@ -271,8 +272,8 @@ int pyann_sparse_mlp_per_sample(const float *x, float *y, int64_t n, int n_layer
                                 const int32_t *const *idxs, const float *const *vals,
                                 const int64_t *const *iptrs, const uint16_t *const *iidx16,
                                 const int32_t *const *iidx32, const float *const *ivals,
-                                const float *const *bs, const uint8_t *relus, int split_images,
-                                int64_t *macs)
+                                const float *const *bs, const uint8_t *relus, const uint8_t *zskips,
+                                int split_images, int64_t *macs)
 {
     if (n < 0 || n_layers < 1 || !sizes || !ws || !ptrs || !idxs || !vals || !relus || (n > 0 && (!x || !y)))
         return PYANN_EINVAL;
@@ -284,6 +285,7 @@ int pyann_sparse_mlp_per_sample(const float *x, float *y, int64_t n, int n_layer
     for (int l = 0; l < n_layers; l++) {
         const int by_input = iptrs && iptrs[l];
         if (!ws[l] && !ptrs[l] && !by_input) return PYANN_EINVAL;
+        if (zskips && zskips[l] && (!ws[l] || ptrs[l] || by_input)) return PYANN_EINVAL;
         if (by_input && (!iidx16 || !iidx32 || !ivals ||
                          zs_bad(x, iptrs[l], iidx16[l], iidx32[l], ivals[l], y, 0, sizes[l], sizes[l + 1])))
             return PYANN_EINVAL;
@@ -293,9 +295,9 @@ int pyann_sparse_mlp_per_sample(const float *x, float *y, int64_t n, int n_layer
     if (n == 0) return PYANN_OK;
     int64_t per_sample = 0;   /* multiply-adds of one sample through the layers of fixed work */
     for (int l = 0; l < n_layers; l++)
-        if (!(iptrs && iptrs[l]))
+        if (!(iptrs && iptrs[l]) && !(zskips && zskips[l]))
             per_sample += ptrs[l] ? ptrs[l][sizes[l + 1]] : sizes[l] * sizes[l + 1];
-    int64_t varying = 0;      /* the sparse x sparse layers' executed multiply-adds */
+    int64_t varying = 0;      /* the zero-skipping layers' executed multiply-adds */
     float *shared[2] = {malloc(sizeof(float) * (size_t)width), malloc(sizeof(float) * (size_t)width)};
     int fail = !shared[0] || !shared[1];
     if (!fail) {
@@ -329,6 +331,9 @@ int pyann_sparse_mlp_per_sample(const float *x, float *y, int64_t n, int n_layer
                     if (ok && iptrs && iptrs[l]) {
                         varying += zs_sample_any(xin, iptrs[l], iidx16[l], iidx32[l], ivals[l],
                                                  bs[l], yout, in, out, c0, c1, relus[l], nzk, nzv);
+                    } else if (ok && zskips && zskips[l]) {
+                        varying += pyann_dense_zeroskip_sample(xin, in, ws[l], bs[l], yout, out, relus[l],
+                                                               tid, nt, nzk, nzv);
                     } else if (ok && ptrs[l]) {
                         for (int64_t j = c0; j < c1; j++)
                             yout[j] = row_dot(idxs[l], vals[l], ptrs[l][j], ptrs[l][j + 1], xin, 1,

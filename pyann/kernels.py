@@ -1034,10 +1034,12 @@ def sparse_zeroskip(x: np.ndarray, iw: InputSparseWeights, b: np.ndarray | None 
 def sparse_mlp_per_sample(x: np.ndarray, layers, split_images: bool = True, return_macs: bool = False):
     """A whole MLP one sample at a time in C, each layer dense or pruned.
 
-    layers: [(w, b, relu)] with w a dense (in, out) float32 array, a SparseWeights or an
-    InputSparseWeights (the sparse x sparse kernel: that layer skips its zero inputs), b (out,)
-    or None. split_images: each thread takes whole samples (True) or both share each layer's
-    outputs with a barrier per layer (False). Returns y (n, d_L), or (y, macs)."""
+    layers: [(w, b, relu)] or [(w, b, relu, zero_skip)] with w a dense (in, out) float32 array, a
+    SparseWeights or an InputSparseWeights (the sparse x sparse kernel: that layer skips its zero
+    inputs), b (out,) or None; zero_skip (dense w only, default False): skip the layer's zero
+    inputs, exactly, as mlp_per_sample(zero_skip=True). split_images: each thread takes whole
+    samples (True) or both share each layer's outputs with a barrier per layer (False). Returns y
+    (n, d_L), or (y, macs)."""
     layers = list(layers)
     if not layers:
         raise ValueError("layers must be a non-empty list of (w, b, relu)")
@@ -1045,9 +1047,18 @@ def sparse_mlp_per_sample(x: np.ndarray, layers, split_images: bool = True, retu
     ws, ptrs = c.new("float *[]", len(layers)), c.new("int64_t *[]", len(layers))
     idxs, vals = c.new("int32_t *[]", len(layers)), c.new("float *[]", len(layers))
     bs = c.new("float *[]", len(layers))
+    zskips = c.new("uint8_t[]", len(layers))
     iptrs, i16s = c.new("int64_t *[]", len(layers)), c.new("uint16_t *[]", len(layers))
     i32s, ivals = c.new("int32_t *[]", len(layers)), c.new("float *[]", len(layers))
-    for l, (w, b, _) in enumerate(layers):
+    for l, layer in enumerate(layers):
+        if not isinstance(layer, (tuple, list)) or len(layer) not in (3, 4):
+            raise ValueError(f"layers[{l}] must be (w, b, relu) or (w, b, relu, zero_skip)")
+        w, b = layer[0], layer[1]
+        if len(layer) == 4 and layer[3]:
+            if isinstance(w, (SparseWeights, InputSparseWeights)):
+                raise ValueError(f"layers[{l}]: zero_skip is for a dense w (an InputSparseWeights "
+                                 f"already skips its zero inputs)")
+            zskips[l] = 1
         if isinstance(w, InputSparseWeights):
             d_in, d_out = w.in_features, w.out_features
             iptrs[l], ivals[l] = _ptr(w.ptr), _ptr(w.val)
@@ -1077,7 +1088,7 @@ def sparse_mlp_per_sample(x: np.ndarray, layers, split_images: bool = True, retu
     macs = c.new("int64_t *", 0)
     _call(_lib().pyann_sparse_mlp_per_sample, _ptr(x), _ptr(y), x.shape[0], len(layers), c.new("int64_t[]", sizes),
           ws, ptrs, idxs, vals, iptrs, i16s, i32s, ivals, bs,
-          c.new("uint8_t[]", [int(bool(r)) for _, _, r in layers]),
+          c.new("uint8_t[]", [int(bool(layer[2])) for layer in layers]), zskips,
           int(bool(split_images)), macs)
     del keep
     return (y, int(macs[0])) if return_macs else y

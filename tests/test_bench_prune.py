@@ -41,7 +41,7 @@ def data_stand_in(monkeypatch, tmp_path, tiny_mnist):
 
 def test_bench_prune_rows_bytes_and_json(tmp_path, capsys, data_stand_in):
     assert bench_main.main(["prune", "--models", "fcn2", "--n", "200", "--repeats", "1", "--epochs", "1",
-                            "--density", "0.2", "--no-sweep", "--out", str(tmp_path)]) == 0
+                            "--density", "0.2", "--retrain-epochs", "0", "--no-sweep", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "pruned to 20 % of each layer's weights, not retrained" in out
     result = json.loads((tmp_path / "prune.json").read_text())
@@ -169,7 +169,7 @@ def test_cnn3_rows_compute_the_pruned_model(tmp_path, monkeypatch, capsys, data_
     dense = nn.build("cnn3", rng=0)     # untrained: the test is about the outputs, not the accuracy
     monkeypatch.setattr(bench_prune, "cnn3_dense_model", lambda args, data: (dense, "a test model"))
     assert bench_main.main(["prune", "--models", "cnn3", "--n", "70", "--repeats", "1", "--no-sweep",
-                            "--cnn3-densities", "0.5,0.2,0.3", "--out", str(tmp_path)]) == 0
+                            "--cnn3-retrain-epochs", "0", "--cnn3-densities", "0.5,0.2,0.3", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "50 % (layer 0), 20 % (layer 3), 30 % (layer 7)" in out
     result = json.loads((tmp_path / "prune.json").read_text())
@@ -207,6 +207,8 @@ def test_quick_sets_a_tiny_run_and_explicit_flags_win(monkeypatch, tmp_path):
     assert bench_main.main(["prune", "--out", str(tmp_path)]) == 0
     quick, default = seen
     assert (quick.n, quick.repeats, quick.models, quick.sweep_n_one, quick.sweep_repeats) == (300, 1, ["fcn2"], 128, 1)
+    assert (quick.retrain_epochs, quick.cnn3_retrain_epochs) == (0, 0)
+    assert (default.retrain_epochs, default.cnn3_retrain_epochs) == (8, 2)
     assert quick.sweep_n == 256                                   # given explicitly: kept
     # the default run: every model, the paper's cnn3 allocation, the sweep included
     assert default.models == ["fcn2", "mlp5", "cnn3"] and default.cnn3_densities == [0.285, 0.154, 0.112]
@@ -228,3 +230,11 @@ def test_retrain_epochs_retrains_with_the_masks_held(tmp_path, capsys, data_stan
     assert timed and all(r["weight_density"] == pytest.approx(0.2, abs=0.01) for r in timed)   # still pruned
     same = {r["accuracy"] for r in timed if r["weights"] == "elementwise"}
     assert len(same) == 1   # every row computes the one retrained model (each checked against it in the run)
+    # a second run loads both retrained models (elementwise and 4x1) from the cache: the same rows' accuracy
+    assert bench_main.main(["prune", "--models", "fcn2", "--n", "100", "--repeats", "1", "--epochs", "1",
+                            "--density", "0.2", "--retrain-epochs", "1", "--no-sweep", "--out", str(tmp_path / "again")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("retrained 1 epoch(s), masks held: from the cache") == 2 and "training images, masks held" not in out
+    again = json.loads((tmp_path / "again" / "prune.json").read_text())
+    assert {(r["row"], r["mode"], r["accuracy"]) for r in again["rows"] if "seconds" in r} == \
+        {(r["row"], r["mode"], r["accuracy"]) for r in timed}

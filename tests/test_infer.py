@@ -188,7 +188,8 @@ def _pruned_mlp(density=0.08, seed=0):
     return model
 
 
-SPARSE_CHOICES = [None, ["sparse"] * 3, ["dense", "sparse", "dense"], ["sparse", "sparse", "dense"]]
+SPARSE_CHOICES = [None, ["sparse"] * 3, ["dense", "sparse", "dense"], ["sparse", "sparse", "dense"],
+                  ["zeroskip", "sparse", "zeroskip"], ["sparse", "zeroskip", "dense"]]
 SPARSE_CASES = ([(c, "batched", "images") for c in SPARSE_CHOICES + [["blocked", "blocked", "sparse"]]]
                 + [(c, "one_at_a_time", split) for c in SPARSE_CHOICES for split in infer.SPLITS])
 
@@ -197,9 +198,11 @@ SPARSE_CASES = ([(c, "batched", "images") for c in SPARSE_CHOICES + [["blocked",
 def test_sparse_plan_matches_the_model(choice, mode, split):
     model = _pruned_mlp()
     x = np.random.default_rng(3).standard_normal((130, 40)).astype(np.float32)   # two full tiles and a partial one
-    plan = infer.compile(model, "sparse", mode=mode, split=split, layer_kernels=choice)
+    # scheme "list": batched zero skipping counts each sample's own nonzeros ("union" counts more)
+    plan = infer.compile(model, "sparse", mode=mode, split=split, layer_kernels=choice, scheme="list")
     np.testing.assert_allclose(plan.run(x), model.forward(x), rtol=1e-4, atol=1e-5)
-    kinds = [type(l.sparse).__name__ if l.sparse is not None else "dense" for l in plan.layers]
+    kinds = [type(l.sparse).__name__ if l.sparse is not None else "zeroskip" if l.zero_skip else "dense"
+             for l in plan.layers]
     kinds = [{"SparseWeights": "sparse", "BlockSparseWeights": "blocked", "InputSparseWeights": "sparse_zeroskip"}.get(k, k)
              for k in kinds]
     if choice is not None:
@@ -207,16 +210,17 @@ def test_sparse_plan_matches_the_model(choice, mode, split):
     else:   # measured: each layer records every candidate's timing and took the fastest
         for i, (l, kind) in enumerate(zip(plan.layers, kinds)):
             want = {"dense", "sparse"} | ({"blocked"} if mode == "batched" and l.w.shape[1] % 4 == 0 else set())
-            want |= {"sparse_zeroskip"} if i > 0 else set()   # input from a ReLU
+            want |= {"zeroskip", "sparse_zeroskip"}   # every layer: exact whatever made the zeros
             assert set(l.timing) == want and kind == min(l.timing, key=l.timing.get)
     padded = 192 if mode == "batched" else 130   # batched: a sparse layer's padding samples count too
     hs = [x]
     for l in plan.layers[:-1]:
         hs.append(kernels.dense_reference(hs[-1], l.w, l.b, l.relu))
     want = sum(kernels.sparse_zeroskip_macs_reference(h, l.sparse) if isinstance(l.sparse, kernels.InputSparseWeights)
+               else np.count_nonzero(h) * l.w.shape[1] if l.zero_skip
                else padded * l.sparse.nnz if l.sparse is not None else 130 * l.w.size for l, h in zip(plan.layers, hs))
-    # sparse x sparse counts the nonzero inputs: a hidden value within rounding of 0 may go either way
-    slack = sum(l.w.shape[1] for l in plan.layers if isinstance(l.sparse, kernels.InputSparseWeights))
+    # zero skipping counts the nonzero inputs: a hidden value within rounding of 0 may go either way
+    slack = sum(l.w.shape[1] for l in plan.layers if l.zero_skip or isinstance(l.sparse, kernels.InputSparseWeights))
     assert abs(plan.last_macs - want) <= slack
     lines = plan.describe().splitlines()
     assert len(lines) == 4 and "weight density" in lines[1] and f"kernel {kinds[0]}" in lines[1]

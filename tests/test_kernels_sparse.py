@@ -398,6 +398,32 @@ def test_sparse_mlp_per_sample_mixes_all_three_layer_kinds(rng):
                         + K.sparse_zeroskip_macs_reference(hs[3], packs[3]))
 
 
+
+@pytest.mark.parametrize("split_images", [True, False])
+def test_sparse_mlp_per_sample_dense_zero_skipping_layers(rng, split_images):
+    """(w, b, relu, True): a dense layer that skips each sample's zero inputs (relu_predict.c 3)
+    inside the sparse loop: the reference's result, its MACs the nonzero inputs x outputs; an
+    all-zero input, NaN and Inf inputs (nonzero: they propagate), widths not multiples of 16."""
+    sizes = [37, 50, 17, 10]
+    ws = [_pruned(rng, a, b, d) for a, b, d in zip(sizes, sizes[1:], (0.3, 1.0, 0.2))]
+    bs = [rng.standard_normal(b, dtype=np.float32) for b in sizes[1:]]
+    relus = [True, True, False]
+    x = np.maximum(rng.standard_normal((40, 37), dtype=np.float32), 0)   # about half zeros
+    x[3] = 0
+    x[5, 2], x[6, 4] = np.nan, np.inf
+    hs, want = [x], x
+    for w, b, r in zip(ws, bs, relus):
+        want = K.dense_reference(want, w, b, r)
+        hs.append(want)
+    layers = [(ws[0], bs[0], True, True), (K.pack_sparse(ws[1]), bs[1], True), (ws[2], bs[2], False, True)]
+    y, macs = K.sparse_mlp_per_sample(x, layers, split_images, return_macs=True)
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)   # NaN where the reference has NaN
+    assert macs == (np.count_nonzero(hs[0]) * 50 + 40 * np.count_nonzero(ws[1]) + np.count_nonzero(hs[2]) * 10)
+    with pytest.raises(ValueError, match="zero_skip is for a dense w"):
+        K.sparse_mlp_per_sample(x, [(K.pack_sparse(ws[0]), bs[0], True, True)])
+    with pytest.raises(ValueError, match=r"must be \(w, b, relu\) or \(w, b, relu, zero_skip\)"):
+        K.sparse_mlp_per_sample(x, [(ws[0], bs[0])])
+
 # ---- sparse convolution without im2col columns (csrc/sparse.c 6'') ----------------------------
 
 @pytest.mark.parametrize("n, c, h, w, k, stride, dil, pad, f", [

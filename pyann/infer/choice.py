@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from .. import kernels
+from .threads import one_blas_thread
 
 SPARSE_CALIBRATION = 512
 
@@ -26,25 +27,30 @@ class PackedWeight:
         return self.packed if self.packed is not None else self.w   # samples timed per layer when choosing sparse or dense
 
 
-def choose_sparse(layers, forced, mode: str, split: str, dense: str = "pyann", zeroskip=None,
-                  calibration=None, measure=None) -> None:
+def choose_sparse(layers, forced, mode: str, split: str, zeroskip=None, calibration=None,
+                  measure=None) -> None:
     """Give each layer its sparse packing where a sparse kernel is faster, in place.
 
     The choice is measured, not guessed: on SPARSE_CALIBRATION samples, each candidate for that
     layer in the plan's mode (batched: pyann's dense kernel, the tiled sparse kernel and, when the
     outputs divide into blocks of 4, the 4x1 blocked one, from rows to rows; one image
     at a time: the one-layer per-sample loop dense or sparse), timed round-robin, the median of 5
-    each, so that a busy machine slows them alike. Forced entries skip the measurement.
-    dense: the dense candidate, "pyann" (kernels.dense) or "numpy" (x @ w, OpenBLAS) - what the
-    plan would run instead. Each layer needs .w (in, out), .b, .relu; gets .sparse and .timing.
+    each, so that a busy machine slows them alike. Forced entries skip the measurement. The dense
+    candidate is pyann's dense kernel (kernels.dense, w packed as the plan packs it). Each layer
+    needs .w (in, out), .b, .relu; gets .sparse (the packing of the chosen sparse kernel, None for
+    dense and zeroskip), .zero_skip and .timing.
 
-    zeroskip (MLPs): per layer, True where its input comes from a ReLU; those layers also get the
-    sparse x sparse candidate "sparse_zeroskip" (kernels.sparse_zeroskip, weights by input, the
-    zero inputs skipped; batched, or through the per-sample loop one image at a time). Its speed
-    depends on the input's zeros, so with zeroskip given every layer is timed on the input it
-    would really see: `calibration` (n, in of layer 0; e.g. training images) or standard normal
-    noise, passed through the layers before it (dense NumPy, ReLU where the layer has one). Such a
-    layer records .expected_macs: its executed multiply-adds per calibration sample.
+    zeroskip (MLPs): per layer, True where the zero-skipping candidates apply (an MLP: every
+    layer; both are exact whatever made the zeros, a ReLU or an image's blank pixels): "zeroskip"
+    (the weights stored dense, each sample's zero inputs skipped: kernels.relu_layer batched, the
+    per-sample loop one image at a time) and the sparse x sparse "sparse_zeroskip"
+    (kernels.sparse_zeroskip, weights by input: pruned weights and zero inputs both skipped).
+    Their speed depends on the input's zeros, so with zeroskip given every layer is timed on the
+    input it would really see: `calibration` (n, in of layer 0; e.g. training images) or standard
+    normal noise, passed through the layers before it (dense NumPy, ReLU where the layer has one;
+    all before any timing, on one BLAS thread: pyann.infer.threads). Such a layer records
+    .expected_macs: the multiply-adds per calibration sample of its zero-skipping kernel (the
+    chosen one, else the sparse x sparse candidate).
 
     measure (batched; the convolutional plans): a function (i, layer, packed) -> (rows,
     {kernel: function}) that gives layer i's candidates as its plan runs them, on the input that
@@ -56,20 +62,19 @@ def choose_sparse(layers, forced, mode: str, split: str, dense: str = "pyann", z
     if zeroskip is not None and len(zeroskip) != len(layers):
         raise ValueError(f"zeroskip needs one flag per layer ({len(layers)}), got {len(zeroskip)}")
     rng = np.random.default_rng(0)
-    h = None
+    inputs = None
     if zeroskip is not None:
         h = rng.standard_normal((SPARSE_CALIBRATION, layers[0].w.shape[0]), dtype=np.float32) \
             if calibration is None else np.ascontiguousarray(calibration, np.float32)
         if h.ndim != 2 or h.shape[1] != layers[0].w.shape[0] or not len(h):
             raise ValueError(f"calibration must be (n >= 1, {layers[0].w.shape[0]}) inputs, got shape {h.shape}")
+        inputs = _layer_inputs(layers, h)
     for i, l in enumerate(layers):
         force = None if forced is None else forced[i]
         zs = bool(zeroskip[i]) if zeroskip is not None else False
-        allowed = ("sparse", "dense") + (("blocked",) if mode == "batched" else ()) + (("sparse_zeroskip",) if zs else ())
+        allowed = ("sparse", "dense") + (("blocked",) if mode == "batched" else ()) + \
+            (("zeroskip", "sparse_zeroskip") if zs else ())
         if force not in (None,) + allowed:
-            if force == "sparse_zeroskip" and zeroskip is not None:
-                raise ValueError(f"layer_kernels[{i}]: 'sparse_zeroskip' needs a layer whose input comes "
-                                 f"from a ReLU; layer {i}'s does not")
             raise ValueError(f"layer_kernels[{i}] must be None or one of {allowed} in mode {mode}, got {force!r}")
         blockable = mode == "batched" and l.w.shape[1] % kernels.SPARSE_BLOCK == 0
         if force == "blocked" and not blockable:
@@ -80,7 +85,7 @@ def choose_sparse(layers, forced, mode: str, split: str, dense: str = "pyann", z
             packed["blocked"] = kernels.pack_blocked(l.w)
         if zs and force in (None, "sparse_zeroskip"):
             packed["sparse_zeroskip"] = kernels.pack_sparse_by_input(l.w)
-        x = h if h is not None else None if measure is not None else \
+        x = inputs[i] if inputs is not None else None if measure is not None else \
             rng.standard_normal((SPARSE_CALIBRATION, l.w.shape[0]), dtype=np.float32)
         if force is None and measure is not None:
             if mode != "batched":
@@ -93,34 +98,47 @@ def choose_sparse(layers, forced, mode: str, split: str, dense: str = "pyann", z
                 # a sparse layer whose input comes in rows, as the plan runs the first of consecutive
                 # sparse layers (kernels.sparse_tiled_gather), and its output back to rows
                 tiled = lambda pw: lambda: kernels.from_tiles(kernels.sparse_tiled_gather(x, pw, l.b, l.relu), len(x))
-                pw = kernels.pack_dense(l.w) if dense == "pyann" else None   # as the plan will run it
-                dense_run = (lambda: kernels.dense(x, pw, l.b, relu=l.relu)) if dense == "pyann" \
-                    else (lambda: np.maximum(x @ l.w, 0) if l.relu else x @ l.w)
-                candidates = {"dense": dense_run,
+                pw = kernels.pack_dense(l.w)   # as the plan will run it
+                candidates = {"dense": lambda: kernels.dense(x, pw, l.b, relu=l.relu),
                               "sparse": tiled(packed["sparse"])}
                 if "blocked" in packed:
                     candidates["blocked"] = tiled(packed["blocked"])
-                if "sparse_zeroskip" in packed:
+                if zs:
+                    candidates["zeroskip"] = lambda: kernels.relu_layer(x, l.w, l.b, None, True, l.relu,
+                                                                        assume_finite=True)
                     candidates["sparse_zeroskip"] = lambda: kernels.sparse_zeroskip(x, packed["sparse_zeroskip"], l.b, l.relu)
             else:
-                one = lambda w: lambda: kernels.sparse_mlp_per_sample(x, [(w, l.b, l.relu)], split_images=split == "images")
+                one = lambda *layer: lambda: kernels.sparse_mlp_per_sample(x, [(layer[0], l.b, l.relu) + layer[1:]],
+                                                                           split_images=split == "images")
                 candidates = {"dense": one(l.w), "sparse": one(packed["sparse"])}
-                if "sparse_zeroskip" in packed:
+                if zs:
+                    candidates["zeroskip"] = one(l.w, True)
                     candidates["sparse_zeroskip"] = one(packed["sparse_zeroskip"])
             l.timing = round_robin(candidates)
             force = min(l.timing, key=l.timing.get)
         if zeroskip is not None:
             l.timing_samples = len(x)
-        if "sparse_zeroskip" in packed:
+        if force == "zeroskip" and x is not None:
+            l.expected_macs = np.count_nonzero(x) * l.w.shape[1] / len(x)
+        elif "sparse_zeroskip" in packed:
             l.expected_macs = kernels.sparse_zeroskip_macs_reference(x, packed["sparse_zeroskip"]) / len(x)
         l.sparse = packed.get(force)
-        if h is not None and i + 1 < len(layers):   # the next layer's calibration input
-            h = x @ l.w
+        l.zero_skip = force == "zeroskip"
+
+
+def _layer_inputs(layers, x: np.ndarray) -> list:
+    """Each layer's input for calibration inputs x: x through the layers before it (NumPy, on one
+    BLAS thread so that no spinning BLAS worker is left to slow the timings that follow)."""
+    out = [x]
+    with one_blas_thread():
+        for l in layers[:-1]:
+            h = out[-1] @ l.w
             if l.b is not None:
                 h += l.b
             if l.relu:
                 np.maximum(h, 0, out=h)
-            h = np.ascontiguousarray(h, np.float32)
+            out.append(np.ascontiguousarray(h, np.float32))
+    return out
 
 
 def round_robin(fns: dict, rounds: int = 5) -> dict:

@@ -14,10 +14,11 @@ plan (the kernel family):
     "combined"  zero skipping at every layer and the predictor's mask at its layers
     "sparse"    for a pruned model: each layer runs the sparse kernel (weights by output neuron,
                 activations in tiles of 64 samples), the 4x1 blocked one (batched), pyann's dense
-                kernel or - where the layer's input comes from a ReLU - the sparse x sparse
-                kernel "sparse_zeroskip" (weights by input, the ReLU's zero inputs skipped too),
-                whichever measured fastest on this machine for that layer at compile time, in
-                the plan's mode, on `calibration` inputs (layer_kernels= forces it)
+                kernel, exact zero skipping on the weights stored dense ("zeroskip") or the
+                sparse x sparse kernel "sparse_zeroskip" (weights by input, the zero inputs -
+                a ReLU's, or an image's blank pixels - skipped too), whichever measured fastest
+                on this machine for that layer at compile time, in the plan's mode, on
+                `calibration` inputs (layer_kernels= forces it)
 mode: "batched" (the whole batch layer after layer) or "one_at_a_time" (each image through the
 whole network before the next, the loop inside C: pyann.kernels.mlp_per_sample; for "numpy" a
 Python loop over images). split, one image at a time: "images" (default) - each core runs whole
@@ -67,6 +68,7 @@ class PlanLayer(PackedWeight):
     expected_macs: Optional[float] = None      # sparse x sparse candidates: executed MACs per calibration sample
     timing_samples: Optional[int] = None       # samples per timing (default SPARSE_CALIBRATION)
     packed: Optional[kernels.PackedDense] = None   # w packed for the batched dense kernel, once, at compile
+    zero_skip: bool = False                    # plan "sparse": w stored dense, each sample's zero inputs skipped
 
     @property
     def shape(self):
@@ -126,9 +128,9 @@ class InferencePlan:
     def _layer_line(self, l: "PlanLayer") -> str:
         density = np.count_nonzero(l.w) / max(l.w.size, 1)
         kind = _SPARSE_KINDS.get(type(l.sparse), "sparse") if l.sparse is not None \
-            else ("dense" if self.kernel == "sparse" else self.kernel)
-        if kind == "sparse_zeroskip":
-            macs = f"at most {l.sparse.nnz:,} (as the input's zeros allow"
+            else "zeroskip" if l.zero_skip else ("dense" if self.kernel == "sparse" else self.kernel)
+        if kind in ("zeroskip", "sparse_zeroskip"):
+            macs = f"at most {l.w.size if kind == 'zeroskip' else l.sparse.nnz:,} (as the input's zeros allow"
             macs += f"; {l.expected_macs:,.0f} on the calibration inputs)" if l.expected_macs is not None else ")"
         else:
             macs = f"{l.sparse.nnz if l.sparse is not None else l.w.size:,}"
@@ -225,6 +227,12 @@ class InferencePlan:
                     h, tiled = kernels.from_tiles(h, n), False
                 h, c = kernels.sparse_zeroskip(h, l.sparse, l.b, l.relu, return_macs=True)
                 macs += c
+            elif l.zero_skip:                                       # dense w, zero inputs skipped: rows
+                if tiled:
+                    h, tiled = kernels.from_tiles(h, n), False
+                h, c = kernels.relu_layer(h, l.w, l.b, None, True, l.relu, return_macs=True, scheme=self.scheme,
+                                          assume_finite=True)
+                macs += c
             elif l.sparse is not None:
                 if not tiled:   # rows in, tiles out: each tile gathered as it is used, no tiled copy of h
                     h, tiled = kernels.sparse_tiled_gather(h, l.sparse, l.b, l.relu), True
@@ -245,7 +253,7 @@ class InferencePlan:
         k = self.kernel
         if k == "sparse":
             y, self.last_macs = kernels.sparse_mlp_per_sample(
-                x, [(l.sparse if l.sparse is not None else l.w, l.b, l.relu) for l in self.layers],
+                x, [(l.sparse if l.sparse is not None else l.w, l.b, l.relu, l.zero_skip) for l in self.layers],
                 split_images=self.split == "images", return_macs=True)
             self.last_predictor_macs = 0
             return y
@@ -298,7 +306,7 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
       loads), or "auto" (the kernel picks per layer call from the input's density); see
       pyann.kernels.relu_layer.
     layer_kernels (plan "sparse"): per Linear None (measure), "dense", "sparse", (batched, outputs
-      divisible by 4) "blocked", or (a layer whose input comes from a ReLU) "sparse_zeroskip".
+      divisible by 4) "blocked", "zeroskip" or "sparse_zeroskip".
     calibration (plan "sparse"): inputs (n, ...) the per-layer measurement runs on, e.g. a few
       hundred training images, so that the sparse x sparse kernel is timed on the zeros the
       layers really see; default: standard normal noise through the model.
@@ -348,8 +356,7 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
             calibration = np.asarray(calibration)
             check_float_input(calibration, "compile calibration")
             calibration = calibration.reshape(len(calibration), -1) if len(calibration) else calibration
-        zeroskip = [False] + [l.relu for l in layers[:-1]]   # input from a ReLU
-        choose_sparse(layers, layer_kernels, mode, split, zeroskip=zeroskip, calibration=calibration)
+        choose_sparse(layers, layer_kernels, mode, split, zeroskip=[True] * len(layers), calibration=calibration)
     permuted = bool(reorder and predictor is not None and predictor.rates is not None
                     and plan not in ("numpy", "dense"))
     if permuted:
@@ -372,7 +379,7 @@ def _pack_dense(plan: InferencePlan) -> None:
     transformation of w (reorder, compaction, padding)."""
     for l in plan.layers:
         dense = plan.kernel == "dense" or (plan.kernel == "masked" and l.mask is None and l.lowrank is None) \
-            or (plan.kernel == "sparse" and l.sparse is None)
+            or (plan.kernel == "sparse" and l.sparse is None and not l.zero_skip)
         if dense and l.packed is None:
             l.packed = kernels.pack_dense(l.w)
 

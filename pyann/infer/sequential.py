@@ -2,7 +2,8 @@
 Flatten and Linear (cnn3 and the like), dense or pruned.
 
 A dense convolution is run as a product of its filters with the image's columns (im2col,
-(C*KH*KW, N*Ho*Wo), the output positions as samples) on OpenBLAS; a sparse or 4x1-blocked one
+(C*KH*KW, N*Ho*Wo), the output positions as samples) on OpenBLAS (on one thread in a plan that
+also runs pyann's OpenMP kernels: pyann.infer.threads says why); a sparse or 4x1-blocked one
 never builds the columns: kernels.sparse_conv_tiled gathers each tile of 64 output positions
 from the padded images into a thread's buffer and runs the sparse kernel on it. A Linear runs on
 pyann's dense kernel (OpenBLAS in the "numpy" plan) or sparse from its rows
@@ -30,6 +31,7 @@ from ..nn import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
 from ..ops.conv import _pad, conv_output_size, im2col
 from ..nn.module import fingerprint as model_fingerprint
 from .choice import PackedWeight, choose_sparse
+from .threads import one_blas_thread
 
 KERNELS = ("numpy", "dense", "sparse")
 CHUNK = 128   # images per pass through the network: bounds the column buffers (cnn3: ~15 MB)
@@ -163,7 +165,11 @@ class SequentialPlan:
     def _product(self, s: Step, cols_t: np.ndarray) -> np.ndarray:
         """cols_t (in, n) -> (out, n): the layer's dense product, bias and ReLU, inputs by samples."""
         n = cols_t.shape[1]
-        y = s.w.T @ cols_t
+        if self.kernel == "numpy":
+            y = s.w.T @ cols_t
+        else:   # beside pyann's OpenMP kernels: see pyann.infer.threads
+            with one_blas_thread():
+                y = s.w.T @ cols_t
         if s.b is not None:
             y += s.b[:, None]
         self.last_macs += n * s.w.size
