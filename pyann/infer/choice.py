@@ -123,7 +123,8 @@ def choose_sparse(layers, forced, mode: str, split: str, zeroskip=None, calibrat
         elif "sparse_zeroskip" in packed:
             l.expected_macs = kernels.sparse_zeroskip_macs_reference(x, packed["sparse_zeroskip"]) / len(x)
         l.sparse = packed.get(force)
-        l.zero_skip = force == "zeroskip"
+        if zeroskip is not None:
+            l.zero_skip = force == "zeroskip"
 
 
 def _layer_inputs(layers, x: np.ndarray) -> list:
