@@ -129,11 +129,13 @@ int pyann_sparse_tiled_strided(const float *x, int64_t ss, int64_t fs, const int
    (ci, ky, kx) = ci k k + ky k + kx, as a Conv2d weight (F, C, K, K) reshaped to (F, C K K) and
    transposed; yt (ceil(n ho wo / 64), out, 64). Each tile's (c k k, 64) block is gathered into a
    thread's buffer from x directly: the same sums as im2col + pyann_sparse_tiled_strided.
-   nchw = 1: y is written as images instead, (n, out, ho, wo), each tile's outputs scattered there. */
+   nchw = 1: y is written as images instead, (n, out, ho, wo), each tile's outputs scattered there.
+   pool = 2 (nchw only; else 1): the images max-pooled 2x2 with stride 2 as they are written,
+   y (n, out, ho / 2, wo / 2) (floor; NaN propagates, as NumPy's maximum). */
 int pyann_sparse_conv_tiled(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t k,
                             int64_t stride, int64_t dil, const int64_t *ptr, const int32_t *idx,
                             const float *val, const float *b, float *yt, int64_t out, int relu, int blocked,
-                            int nchw);
+                            int nchw, int pool);
 /* x (n, d) row-major -> xt (ceil(n / 64), d, 64), padding samples 0; and back (n rows of it). */
 int pyann_to_tiles(const float *x, float *xt, int64_t n, int64_t d);
 int pyann_from_tiles(const float *xt, float *x, int64_t n, int64_t d);

@@ -451,20 +451,35 @@ int pyann_sparse_tiled_strided(const float *x, int64_t ss, int64_t fs, const int
     return err ? PYANN_ENOMEM : PYANN_OK;
 }
 
-/* 6''. The same, gathering each tile from the padded images as im2col would lay it out. */
+/* max(a, b) as NumPy's maximum: NaN if either is NaN. */
+static inline float max_nan(float a, float b)
+{
+    if (a != a) return a;
+    if (b != b) return b;
+    return a > b ? a : b;
+}
+
+/* 6''. The same, gathering each tile from the padded images as im2col would lay it out.
+   11. pool = 2 (with nchw): a 2x2 max-pool, stride 2 (floor), fused: positions are enumerated as
+   (image, py, px, tap) with output position (2 py + tap / 2, 2 px + tap % 2), so each window's
+   four positions sit side by side in the tile and its maximum is written, never the unpooled
+   map (cnn3's first convolution: 1 GB of output for 10,000 images, then read back by the pool). */
 int pyann_sparse_conv_tiled(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t k,
                             int64_t stride, int64_t dil, const int64_t *ptr, const int32_t *idx,
                             const float *val, const float *b, float *yt, int64_t out, int relu, int blocked,
-                            int nchw)
+                            int nchw, int pool)
 {
     if (n < 0 || c < 0 || h < 0 || w < 0 || k < 1 || stride < 1 || dil < 1) return PYANN_EINVAL;
+    if ((pool != 1 && pool != 2) || (pool == 2 && !nchw)) return PYANN_EINVAL;
     const int64_t span = dil * (k - 1) + 1;
     const int64_t ho = h >= span ? (h - span) / stride + 1 : 0, wo = w >= span ? (w - span) / stride + 1 : 0;
-    if (n > 0 && (ho < 1 || wo < 1)) return PYANN_EINVAL;
-    const int64_t in = c * k * k, npos = n * ho * wo, rows = blocked ? out / SP_R : out;
+    if (n > 0 && (ho < pool || wo < pool)) return PYANN_EINVAL;
+    const int64_t pho = ho / pool, pwo = wo / pool;        /* the map written: pooled, or as is */
+    const int64_t in = c * k * k, npos = n * pho * pwo * pool * pool, rows = blocked ? out / SP_R : out;
     if ((blocked && out % SP_R) || sparse_bad(x, ptr, idx, val, yt, npos, in, rows)) return PYANN_EINVAL;
     const int64_t tiles = (npos + SP_TILE - 1) / SP_TILE;
     if (tiles == 0 || out == 0) return PYANN_OK;
+    const int64_t taps = pool * pool, plane = pho * pwo;
     int err = 0;
     #pragma omp parallel num_threads(pyann_team())
     {
@@ -480,7 +495,8 @@ int pyann_sparse_conv_tiled(const float *x, int64_t n, int64_t c, int64_t h, int
             int64_t base[SP_TILE];               /* each position's offset of its (ci, ky, kx) = 0 tap */
             const int64_t s0 = t * SP_TILE, m1 = npos - s0 < SP_TILE ? npos - s0 : SP_TILE;
             for (int64_t m = 0; m < m1; m++) {
-                const int64_t s = s0 + m, img = s / (ho * wo), oy = s / wo % ho, ox = s % wo;
+                const int64_t q = (s0 + m) / taps, tap = (s0 + m) % taps, img = q / plane;
+                const int64_t oy = q / pwo % pho * pool + tap / pool, ox = q % pwo * pool + tap % pool;
                 base[m] = (img * c * h + oy * stride) * w + ox * stride;
             }
             for (int64_t ci = 0; ci < c; ci++)
@@ -494,16 +510,21 @@ int pyann_sparse_conv_tiled(const float *x, int64_t n, int64_t c, int64_t h, int
             float *yo = nchw ? ybuf : yt + t * out * SP_TILE;
             if (blocked) blocked_tile(ptr, idx, val, b, buf, yo, rows, relu);
             else linear_tile(ptr, idx, val, b, buf, yo, out, relu);
-            if (nchw)                            /* the tile's positions: runs within one image each */
+            if (nchw)                            /* the tile's windows: runs within one image each */
                 for (int64_t m = 0; m < m1;) {
-                    const int64_t s = s0 + m, img = s / (ho * wo), p = s % (ho * wo);
-                    const int64_t run = ho * wo - p < m1 - m ? ho * wo - p : m1 - m;
+                    const int64_t q = (s0 + m) / taps, img = q / plane, p = q % plane;
+                    const int64_t run = plane - p < (m1 - m) / taps ? plane - p : (m1 - m) / taps;
                     for (int64_t f = 0; f < out; f++) {
-                        float *dst = yt + (img * out + f) * ho * wo + p;
+                        float *dst = yt + (img * out + f) * plane + p;
                         const float *src = ybuf + f * SP_TILE + m;
-                        for (int64_t r = 0; r < run; r++) dst[r] = src[r];
+                        if (pool == 1)
+                            for (int64_t r = 0; r < run; r++) dst[r] = src[r];
+                        else
+                            for (int64_t r = 0; r < run; r++)
+                                dst[r] = max_nan(max_nan(src[4 * r], src[4 * r + 1]),
+                                                 max_nan(src[4 * r + 2], src[4 * r + 3]));
                     }
-                    m += run;
+                    m += run * taps;
                 }
         }
         free(buf);

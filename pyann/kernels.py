@@ -838,15 +838,20 @@ def conv_positions(h: int, w: int, kernel: int, stride: int = 1, dilation: int =
 
 
 def sparse_conv(x: np.ndarray, w, kernel: int, stride: int = 1, dilation: int = 1,
-                b: np.ndarray | None = None, relu: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+                b: np.ndarray | None = None, relu: bool = False, out: np.ndarray | None = None,
+                pool: int = 1) -> np.ndarray:
     """sparse_conv_tiled with its output as images: y (n, F, ho, wo) float32, each tile's outputs
-    written straight into place (no transposing copies after the kernel)."""
-    return sparse_conv_tiled(x, w, kernel, stride, dilation, b, relu, out, _images=True)
+    written straight into place (no transposing copies after the kernel). pool=2: the images
+    max-pooled 2x2, stride 2, as they are written (ops.maxpool2d_forward(y, 2) without ever
+    writing y): (n, F, ho // 2, wo // 2)."""
+    if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool not in (1, 2):
+        raise ValueError(f"pool must be 1 (none) or 2 (a 2x2 max-pool, stride 2), got {pool!r}")
+    return sparse_conv_tiled(x, w, kernel, stride, dilation, b, relu, out, _images=True, _pool=int(pool))
 
 
 def sparse_conv_tiled(x: np.ndarray, w, kernel: int, stride: int = 1, dilation: int = 1,
                       b: np.ndarray | None = None, relu: bool = False, out: np.ndarray | None = None,
-                      _images: bool = False) -> np.ndarray:
+                      _images: bool = False, _pool: int = 1) -> np.ndarray:
     """A pruned convolution without its im2col columns: x (n, c, h, w) float32, already padded;
     w a SparseWeights (or BlockSparseWeights) of the filters as columns (c * kernel * kernel, F),
     input row ci k k + ky k + kx (a Conv2d weight (F, C, K, K) reshaped to (F, -1) and transposed).
@@ -867,12 +872,16 @@ def sparse_conv_tiled(x: np.ndarray, w, kernel: int, stride: int = 1, dilation: 
     ho, wo = conv_positions(h, wd, kernel, stride, dilation)
     if n and not (ho and wo):
         raise ValueError(f"a {kernel}x{kernel} kernel (dilation {dilation}) does not fit a {h}x{wd} image")
+    if n and (ho < _pool or wo < _pool):
+        raise ValueError(f"a {_pool}x{_pool} pool does not fit the {ho}x{wo} output")
     if b is not None:
         b = check_array("b", b, np.float32, shape=(w.out_features,))
-    shape = (n, w.out_features, ho, wo) if _images else (-(-(n * ho * wo) // SPARSE_TILE), w.out_features, SPARSE_TILE)
+    shape = (n, w.out_features, ho // _pool, wo // _pool) if _images else \
+        (-(-(n * ho * wo) // SPARSE_TILE), w.out_features, SPARSE_TILE)
     y = output_buffer(out, shape, dict(x=x, b=b, val=w.val))
     _call(_lib().pyann_sparse_conv_tiled, _ptr(x), n, c, h, wd, int(kernel), int(stride), int(dilation), _ptr(w.ptr),
-          _ptr(w.idx), _ptr(w.val), _ptr(b), _ptr(y), w.out_features, int(bool(relu)), int(blocked), int(_images))
+          _ptr(w.idx), _ptr(w.val), _ptr(b), _ptr(y), w.out_features, int(bool(relu)), int(blocked), int(_images),
+          int(_pool))
     return _finish(y, out)
 
 

@@ -141,3 +141,33 @@ def test_forced_and_partly_forced_kernels_and_calibration_images():
         infer.compile(model, "sparse", calibration=x[:, 0])
     with pytest.raises(ValueError, match="calibration must be images"):
         infer.compile(model, "sparse", calibration=x[:0])
+
+
+def _conv_pool(pool, width, seed=0):
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, 1, 1, rng=seed), nn.ReLU(), nn.MaxPool2d(pool), nn.Flatten(),
+                          nn.Linear(8 * width * width, 10, rng=seed)).eval()
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if hasattr(layer, "weight"):
+            layer.weight.data[rng.random(layer.weight.data.shape) > 0.3] = 0
+    return model
+
+
+def test_a_2x2_max_pool_after_a_sparse_convolution_is_done_as_it_writes():
+    """13x13 maps: the fused pool drops the last row and column (floor), as MaxPool2d does; only
+    the 12 x 12 positions it reads are computed and counted. A 3x3 pool stays a step of its own."""
+    x = np.random.default_rng(1).standard_normal((7, 1, 13, 13)).astype(np.float32)
+    model = _conv_pool(2, 6)
+    for kind in ("sparse", "blocked"):
+        plan = infer.compile(model, "sparse", layer_kernels=[kind, "dense"])
+        np.testing.assert_allclose(plan.run(x), model.forward(x), rtol=1e-4, atol=1e-5)
+        assert "step 2: maxpool (done by step 1 as it writes its output)" in plan.describe()
+        conv = plan.steps[0]
+        assert plan.last_macs == -(-(7 * 12 * 12) // 64) * 64 * conv.sparse.nnz + 7 * 288 * 10
+    dense = infer.compile(model, "sparse", layer_kernels=["dense", "dense"])   # a dense conv pools apart
+    np.testing.assert_allclose(dense.run(x), model.forward(x), rtol=1e-4, atol=1e-5)
+    assert "done by" not in dense.describe()
+    three = _conv_pool(3, 4)
+    plan = infer.compile(three, "sparse", layer_kernels=["sparse", "dense"])
+    np.testing.assert_allclose(plan.run(x), three.forward(x), rtol=1e-4, atol=1e-5)
+    assert "done by" not in plan.describe()

@@ -424,7 +424,7 @@ def test_sparse_mlp_per_sample_dense_zero_skipping_layers(rng, split_images):
     with pytest.raises(ValueError, match=r"must be \(w, b, relu\) or \(w, b, relu, zero_skip\)"):
         K.sparse_mlp_per_sample(x, [(ws[0], bs[0])])
 
-# ---- sparse convolution without im2col columns (csrc/sparse.c 6'') ----------------------------
+# ---- sparse convolution without im2col columns (csrc/sparse.c 6'', 11) -------------------------
 
 @pytest.mark.parametrize("n, c, h, w, k, stride, dil, pad, f", [
     (0, 2, 5, 5, 3, 1, 1, 0, 4), (1, 1, 28, 28, 3, 1, 1, 1, 32), (3, 32, 14, 14, 3, 1, 1, 1, 64),
@@ -436,6 +436,7 @@ def test_sparse_conv_equals_im2col_and_the_gathered_kernel(rng, n, c, h, w, k, s
     Inf pixels, an empty row, all-pruned and fully dense filters, widths not multiples of 16), and
     the NumPy reference on the columns."""
     from pyann.ops.conv import _pad, im2col
+    from pyann.ops.pooling import maxpool2d_forward
     x = rng.standard_normal((n, c, h, w), dtype=np.float32)
     if x.size > 7:
         x.flat[[2, 7]] = [np.nan, -np.inf]
@@ -455,6 +456,13 @@ def test_sparse_conv_equals_im2col_and_the_gathered_kernel(rng, n, c, h, w, k, s
             want = K.from_tiles(got, n * ho * wo).reshape(n, ho, wo, f).transpose(0, 3, 1, 2)
             assert images.shape == (n, f, ho, wo) and images.flags.c_contiguous
             np.testing.assert_array_equal(images, want)
+            if ho >= 2 and wo >= 2:   # the 2x2 max-pool fused: NumPy's pool of those images, bit for bit
+                pooled = K.sparse_conv(xp, pw, k, stride, dil, b, relu, pool=2)
+                assert pooled.shape == (n, f, ho // 2, wo // 2) and pooled.flags.c_contiguous
+                np.testing.assert_array_equal(pooled, maxpool2d_forward(images, 2)[0])   # NaN where NumPy's has NaN
+            elif n:
+                with pytest.raises(ValueError, match="a 2x2 pool does not fit the 1x1 output"):
+                    K.sparse_conv(xp, pw, k, stride, dil, b, relu, pool=2)
             kept = pw if isinstance(pw, K.SparseWeights) else pw.to_sparse()   # a 4x1 block's zeros multiply too
             ref = K.sparse_linear_reference(np.ascontiguousarray(cols.T), kept, b, relu)
             rows = K.from_tiles(got, n * ho * wo)
@@ -487,6 +495,10 @@ def test_sparse_conv_errors(rng):
     assert K.sparse_conv(np.zeros((0, 2, 6, 6), np.float32), sw, 3).shape == (0, 8, 4, 4)
     with pytest.raises(ValueError, match="out must have shape"):
         K.sparse_conv(x, sw, 3, out=np.zeros((1, 8, 16), np.float32))
+    for bad in (3, 0, True, 2.0):
+        with pytest.raises(ValueError, match="pool must be 1 .none. or 2"):
+            K.sparse_conv(x, sw, 3, pool=bad)
+    assert K.sparse_conv(x, sw, 3, pool=2).shape == (1, 8, 2, 2)
 
 
 @pytest.mark.parametrize("n", [1, 70])

@@ -9,14 +9,15 @@ from the padded images into a thread's buffer and runs the sparse kernel on it. 
 pyann's dense kernel (OpenBLAS in the "numpy" plan) or sparse from its rows
 (kernels.sparse_tiled_gather). Each Conv2d or Linear is dense, sparse or 4x1-blocked, chosen per
 layer by measurement (pyann.infer.choice). A ReLU right after a Conv2d or Linear is fused into
-it. Images go through the whole network in chunks, so the buffers of one chunk stay small.
+it, and so is a 2x2 max-pool (stride 2) right after a sparse convolution: the pooled map is
+written, never the full one. Images go through the whole network in chunks, so the buffers of one chunk stay small.
 
 The measurement that picks a kernel times each candidate as the plan runs it (the same _conv or
-_linear call: im2col, tile gathering and the output's layout included) on the input the plan
-would give it: the images / activations of CALIBRATION_IMAGES images (the calibration images
-given, else random ones of the model's input size) passed through the layers before it - one
-chunk's worth of rows, not a few hundred, so that per-call costs weigh in the choice as they do
-in a batched run.
+_linear call: im2col, tile gathering, the output's layout and a max-pool after it included) on
+the input the plan would give it: the images / activations of CALIBRATION_IMAGES images (the
+calibration images given, else random ones of the model's input size) passed through the layers
+before it - one chunk's worth of rows, not a few hundred, so that per-call costs weigh in the
+choice as they do in a batched run.
 """
 from __future__ import annotations
 
@@ -114,6 +115,9 @@ class SequentialPlan:
         lines = [f"SequentialPlan({self.kernel}, batched in chunks of {self.chunk} images)"]
         for i, s in enumerate(self.steps, 1):
             line = f"  step {i}: {s.kind}"
+            if s.kind == "maxpool" and i >= 2 and self.steps[i - 2].kind == "conv" \
+                    and self.steps[i - 2].sparse is not None and _fusable_pool(self.steps, i - 1):
+                line += f" (done by step {i - 1} as it writes its output)"
             if s.w is not None:
                 density = np.count_nonzero(s.w) / max(s.w.size, 1)
                 line += (f" {s.w.shape[0]}x{s.w.shape[1]}{' +ReLU' if s.relu else ''}, kernel {s.label()}, "
@@ -143,11 +147,16 @@ class SequentialPlan:
     def _run_chunk(self, h: np.ndarray, record: Optional[list] = None) -> np.ndarray:
         """One chunk through every step; record (a list): gets each Conv2d's input images and each
         Linear's input (n, in), in order."""
-        for s in self.steps:
+        pooled = False   # the step before was a sparse convolution that did this max-pool too
+        for i, s in enumerate(self.steps):
+            if pooled:
+                pooled = False
+                continue
             if s.kind == "conv":
                 if record is not None:
                     record.append(h)
-                h = self._conv(s, h)
+                pooled = record is None and s.sparse is not None and _fusable_pool(self.steps, i + 1)
+                h = self._conv(s, h, pool=2 if pooled else 1)
             elif s.kind == "linear":
                 if record is not None:
                     record.append(np.ascontiguousarray(h, np.float32))
@@ -187,15 +196,17 @@ class SequentialPlan:
         y = self._product(s, cols)                               # (F, N*Ho*Wo)
         return np.ascontiguousarray(y.reshape(-1, n, ho, wo).transpose(1, 0, 2, 3))
 
-    def _conv(self, s: Step, h: np.ndarray) -> np.ndarray:
+    def _conv(self, s: Step, h: np.ndarray, pool: int = 1) -> np.ndarray:
         if s.sparse is None:
             return self._conv_out(s, *self._columns(s, h))
-        # sparse: no im2col columns; each tile of 64 output positions gathered from the image
+        # sparse: no im2col columns; each tile of 64 output positions gathered from the image;
+        # pool 2: the 2x2 max-pool after it done as the outputs are written (kernels.sparse_conv)
         k, stride, pad, dil = s.geometry
         xp = np.ascontiguousarray(_pad(h, pad), np.float32)
         n, (ho, wo) = h.shape[0], kernels.conv_positions(xp.shape[2], xp.shape[3], k, stride, dil)
-        self.last_macs += -(-(n * ho * wo) // kernels.SPARSE_TILE) * kernels.SPARSE_TILE * s.sparse.nnz
-        return kernels.sparse_conv(xp, s.sparse, k, stride, dil, s.b, s.relu)   # (n, F, ho, wo), written in place
+        positions = n * (ho // pool * pool) * (wo // pool * pool)   # a pool drops an odd last row / column
+        self.last_macs += -(-positions // kernels.SPARSE_TILE) * kernels.SPARSE_TILE * s.sparse.nnz
+        return kernels.sparse_conv(xp, s.sparse, k, stride, dil, s.b, s.relu, pool=pool)   # NCHW, in place
 
     def _linear(self, s: Step, h: np.ndarray) -> np.ndarray:
         if s.sparse is None and self.kernel != "numpy":
@@ -206,6 +217,15 @@ class SequentialPlan:
             self.last_macs += -(-n // kernels.SPARSE_TILE) * kernels.SPARSE_TILE * s.sparse.nnz
             return kernels.from_tiles(kernels.sparse_tiled_gather(np.ascontiguousarray(h), s.sparse, s.b, s.relu), n)
         return np.ascontiguousarray(self._product(s, np.ascontiguousarray(h.T)).T)
+
+
+def _fusable_pool(steps: List[Step], i: int) -> bool:
+    """Whether step i is a max-pool the sparse convolution before it can do as it writes: 2x2,
+    stride 2, no padding (what kernels.sparse_conv(pool=2) computes)."""
+    if i >= len(steps) or steps[i].kind != "maxpool":
+        return False
+    k, stride, pad = steps[i].geometry
+    return k == 2 and stride in (None, 2) and pad == 0
 
 
 def _input_channels(steps: List[Step]) -> int:
@@ -262,9 +282,16 @@ def _plan_candidates(plan: SequentialPlan, inputs: list):
     def candidates(i, s, packed):
         x = inputs[i]
         dense = dataclasses.replace(s, sparse=None)
-        if s.kind == "conv":   # x: the images; every candidate from images to images
-            fns = {"dense": lambda: plan._conv(dense, x)}
-            fns.update({k: (lambda t=dataclasses.replace(s, sparse=pk): plan._conv(t, x)) for k, pk in packed.items()})
+        if s.kind == "conv":   # x: the images; every candidate from images to images (pooled, as run)
+            step = next(j for j, t in enumerate(plan.steps) if t is s)
+            if _fusable_pool(plan.steps, step + 1):
+                geometry = plan.steps[step + 1].geometry
+                fns = {"dense": lambda: ops.maxpool2d_forward(plan._conv(dense, x), *geometry)[0]}
+                fns.update({k: (lambda t=dataclasses.replace(s, sparse=pk): plan._conv(t, x, pool=2))
+                            for k, pk in packed.items()})
+            else:
+                fns = {"dense": lambda: plan._conv(dense, x)}
+                fns.update({k: (lambda t=dataclasses.replace(s, sparse=pk): plan._conv(t, x)) for k, pk in packed.items()})
             k, stride, pad, dil = s.geometry
             ho, wo = (conv_output_size(v, k, stride, pad, dil) for v in x.shape[2:])
             return len(x) * ho * wo, fns
