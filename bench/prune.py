@@ -18,8 +18,9 @@ the accuracy column says what that costs; `pyann prune-study` is the full study)
   each layer's kernel measured, pyann zero-skipping, pyann sparse + zero-skipping.
 - cnn3 (the pruning study's dense model, pyann.pruning.study.dense_model): each layer pruned to
   its own density, the paper's CNN-3 allocation 0.285 / 0.154 / 0.112 by default
-  (--cnn3-densities). Rows, batched: NumPy/OpenBLAS dense im2col, pyann sparse (kernel measured
-  per layer), pyann sparse on every layer, pyann 4x1 blocked (block-pruned model), PyTorch dense
+  (--cnn3-densities). Rows, batched and one image at a time (a Python loop over the images, each
+  through the plan's C kernels): NumPy/OpenBLAS dense im2col, pyann sparse (kernel measured per
+  layer), pyann sparse on every layer, pyann 4x1 blocked (block-pruned model); batched, PyTorch dense
   conv as a peer when installed.
 Columns: accuracy, seconds, images/s, weight density, multiply-adds executed (share of the dense
 model's), speedup against the NumPy dense row of the same model and mode, model file bytes (the
@@ -720,16 +721,22 @@ def bench_cnn3(args, data, log=print):
     x = np.ascontiguousarray(to_float(data.x_test[:n], CNN3_MEAN, CNN3_STD), np.float32)
     y = np.asarray(data.y_test[:n])
     mode = "batched"
-    # the kernel choice measured on one chunk of training images' columns (pyann.infer.sequential)
+    # the kernel choice measured on one chunk of training images' columns (pyann.infer.sequential;
+    # one image at a time: on one image)
     calibration = np.ascontiguousarray(to_float(data.x_train[:CHUNK], CNN3_MEAN, CNN3_STD), np.float32)
-    specs = [
-        ("NumPy/OpenBLAS dense im2col", model, infer.compile(model, "numpy"), "dense"),
-        ("pyann sparse, kernel measured per layer", model, infer.compile(model, "sparse", calibration=calibration),
-         "sparse"),
-        ("pyann sparse, every layer", model, infer.compile(model, "sparse", layer_kernels=["sparse"] * len(names)), "sparse"),
-        ("pyann 4x1 blocked", blocked, infer.compile(blocked, "sparse", layer_kernels=plan_blocked_kernels), "sparse"),
-    ]
-    cases = [_plan_case(label, mode, m, plan, x, blocked, "cnn3", kind) for label, m, plan, kind in specs]
+    specs = []
+    for m_ in ("batched", "one_at_a_time"):
+        label_mode = "batched" if m_ == "batched" else "one image at a time"
+        specs += [
+            ("NumPy/OpenBLAS dense im2col", label_mode, model, infer.compile(model, "numpy", mode=m_), "dense"),
+            ("pyann sparse, kernel measured per layer", label_mode, model,
+             infer.compile(model, "sparse", calibration=calibration, mode=m_), "sparse"),
+            ("pyann sparse, every layer", label_mode, model,
+             infer.compile(model, "sparse", layer_kernels=["sparse"] * len(names), mode=m_), "sparse"),
+            ("pyann 4x1 blocked", label_mode, blocked,
+             infer.compile(blocked, "sparse", layer_kernels=plan_blocked_kernels, mode=m_), "sparse"),
+        ]
+    cases = [_plan_case(label, m_, m, plan, x, blocked, "cnn3", kind) for label, m_, m, plan, kind in specs]
     report = pruning.sparsity_report(model, (1, 28, 28))
     notes = []
     torch_row = _torch_cnn(model, x, CHUNK)
@@ -741,7 +748,9 @@ def bench_cnn3(args, data, log=print):
                        "weight_density": weight_density(model), "model_bytes": report.dense_file_bytes,
                        "macs": n * report.dense_macs, "kind": "peer"}, fn, model))
     repeats = args.cnn3_repeats or min(args.repeats, 3)
-    rows = _timed_rows(cases, x, y, repeats, "cnn3", check_n=64)
+    rows = []
+    for m_ in ("batched", "one image at a time"):   # round-robin within a mode, as the MLPs
+        rows += _timed_rows([c for c in cases if c[0]["mode"] == m_], x, y, repeats, "cnn3", check_n=64)
     _finish_rows(rows, report.dense_macs, n)
     dense_acc = float(np.mean(infer.compile(dense, "numpy").predict(x) == y))
     log(f"  dense accuracy {100 * dense_acc:.2f} %; model file {report.dense_file_bytes:,} bytes dense, "

@@ -173,10 +173,13 @@ def test_cnn3_rows_compute_the_pruned_model(tmp_path, monkeypatch, capsys, data_
     out = capsys.readouterr().out
     assert "50 % (layer 0), 20 % (layer 3), 30 % (layer 7)" in out
     result = json.loads((tmp_path / "prune.json").read_text())
-    rows = {r["row"]: r for r in result["rows"] if r["model"] == "cnn3"}
+    rows = {r["row"]: r for r in result["rows"] if r["model"] == "cnn3" and r["mode"] in ("batched", "-")}
+    one = {r["row"]: r for r in result["rows"] if r["model"] == "cnn3" and r["mode"] == "one image at a time"}
     for want in ("NumPy/OpenBLAS dense im2col", "pyann sparse, kernel measured per layer",
-                 "pyann sparse, every layer", "pyann 4x1 blocked", "model file bytes"):
-        assert want in rows
+                 "pyann sparse, every layer", "pyann 4x1 blocked"):
+        assert want in rows and want in one
+        assert one[want]["accuracy"] == rows[want]["accuracy"]   # one image at a time: the same model
+    assert "model file bytes" in rows
     # the same pruning done here: the rows' accuracy is the pruned model's, computed by its forward
     model = pruning.clone(dense)
     pruning.prune_to_density(model, {"0": 0.5, "3": 0.2, "7": 0.3})

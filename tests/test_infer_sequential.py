@@ -20,14 +20,18 @@ def _pruned_cnn(density=0.1, seed=0):
     return model
 
 
+@pytest.mark.parametrize("mode", ["batched", "one_at_a_time"])
 @pytest.mark.parametrize("plan, choice", [("numpy", None), ("dense", None), ("sparse", None),
                                           ("sparse", ["sparse", "blocked", "sparse"]),
                                           ("sparse", ["dense", "sparse", "dense"])])
-def test_convolutional_plans_match_the_model(plan, choice):
+def test_convolutional_plans_match_the_model(plan, choice, mode):
     model = _pruned_cnn()
     x = np.random.default_rng(1).standard_normal((150, 1, 14, 14)).astype(np.float32)   # chunks of 64: 3
-    compiled = infer.compile(model, plan, layer_kernels=choice, chunk=64) if choice else \
-        infer.compile(model, plan, chunk=64)
+    compiled = infer.compile(model, plan, layer_kernels=choice, chunk=64, mode=mode) if choice else \
+        infer.compile(model, plan, chunk=64, mode=mode)
+    assert compiled.mode == mode and compiled.chunk == (64 if mode == "batched" else 1)
+    assert compiled.describe().splitlines()[0].endswith(
+        "batched in chunks of 64 images)" if mode == "batched" else "one image at a time)")
     np.testing.assert_allclose(compiled.run(x), model.forward(x), rtol=1e-4, atol=1e-5)
     labels = [s.label() for s in compiled.steps if s.w is not None]
     if choice:
@@ -57,8 +61,8 @@ def test_cnn3_sparse_plan_counts_what_it_executes():
 
 def test_convolutional_plan_errors():
     model = _pruned_cnn()
-    with pytest.raises(ValueError, match="batched only"):
-        infer.compile(model, "sparse", mode="one_at_a_time")
+    with pytest.raises(ValueError, match="mode must be 'batched' or 'one_at_a_time'"):
+        infer.compile(model, "sparse", mode="streaming")
     with pytest.raises(ValueError, match="compiles to one of"):
         infer.compile(model, "masked")
     with pytest.raises(ValueError, match="one entry per weighted layer"):

@@ -7,7 +7,7 @@
 MLPs (Flatten / Linear / ReLU) compile to an InferencePlan (pyann.infer.mlp: every kernel family,
 batched or one image at a time, with activation predictors); convolutional Sequentials (Conv2d,
 pooling, Flatten, Linear) to a SequentialPlan (pyann.infer.sequential: numpy, dense or sparse,
-batched). pyann.infer.choice picks a layer's kernel by measuring it on this machine.
+batched or one image at a time). pyann.infer.choice picks a layer's kernel by measuring it on this machine.
 """
 from ..nn import Conv2d, Sequential
 from .mlp import KERNELS, MODES, SPLITS, InferencePlan, PlanLayer
@@ -17,12 +17,9 @@ from .sequential import SequentialPlan, compile_sequential
 
 def compile(model, plan="combined", *args, **kwargs):
     """Compile `model` into a plan: see compile_mlp (MLPs; every kernel family and mode) and
-    compile_sequential (models with Conv2d layers: "numpy", "dense", "sparse"; batched)."""
+    compile_sequential (models with Conv2d layers: "numpy", "dense", "sparse"; batched or one image
+    at a time)."""
     if isinstance(model, Sequential) and any(isinstance(m, Conv2d) for m in model.layers):
-        mode = kwargs.pop("mode", "batched")
-        if mode != "batched":
-            raise ValueError(f"a convolutional model compiles batched only (one image at a time is not "
-                             f"built for it yet), got mode {mode!r}")
         return compile_sequential(model, plan, *args, **kwargs)
     return compile_mlp(model, plan, *args, **kwargs)
 

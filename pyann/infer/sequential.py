@@ -106,13 +106,15 @@ def _steps(model) -> List[Step]:
 class SequentialPlan:
     """A compiled convolutional model: run(x) for x (n, C, H, W) float32 -> (n, classes)."""
 
-    def __init__(self, steps: List[Step], kernel: str, fingerprint: str, chunk: int = CHUNK):
+    def __init__(self, steps: List[Step], kernel: str, fingerprint: str, chunk: int = CHUNK,
+                 mode: str = "batched"):
         self.steps, self.kernel, self.fingerprint, self.chunk = steps, kernel, fingerprint, chunk
-        self.mode = "batched"
+        self.mode = mode
         self.last_macs = 0
 
     def describe(self) -> str:
-        lines = [f"SequentialPlan({self.kernel}, batched in chunks of {self.chunk} images)"]
+        how = "one image at a time" if self.mode == "one_at_a_time" else f"batched in chunks of {self.chunk} images"
+        lines = [f"SequentialPlan({self.kernel}, {how})"]
         for i, s in enumerate(self.steps, 1):
             line = f"  step {i}: {s.kind}"
             if s.kind == "maxpool" and i >= 2 and self.steps[i - 2].kind == "conv" \
@@ -303,23 +305,30 @@ def _plan_candidates(plan: SequentialPlan, inputs: list):
 
 
 def compile_sequential(model, plan: str = "sparse", layer_kernels=None, chunk: int = CHUNK,
-                       calibration=None, input_shape=None) -> SequentialPlan:
+                       calibration=None, input_shape=None, mode: str = "batched") -> SequentialPlan:
     """Compile a convolutional Sequential (see the module docstring). plan: "numpy" (every layer
     in NumPy/OpenBLAS), "dense" (Linear layers on pyann's dense kernel) or "sparse" (each Conv2d
     and Linear dense, sparse or 4x1-blocked, whichever measured fastest; layer_kernels, one entry
     per Conv2d/Linear in order, forces "dense", "sparse" or "blocked").
-    The measurement (plan "sparse") runs on min(chunk, CALIBRATION_IMAGES) images: `calibration`
-    (n, C, H, W), e.g. training images, or random images of `input_shape` (C, H, W), by default
-    the size the model's Flatten -> Linear implies."""
+    mode "one_at_a_time": each image through every step before the next (chunks of one image;
+    the loop over images is Python's, each step one C call, the threads sharing each image's
+    positions), for latency; "batched": chunks of `chunk` images.
+    The measurement (plan "sparse") runs on min(chunk, CALIBRATION_IMAGES) images (one, one
+    image at a time): `calibration` (n, C, H, W), e.g. training images, or random images of
+    `input_shape` (C, H, W), by default the size the model's Flatten -> Linear implies."""
     if plan not in KERNELS:
         raise ValueError(f"a convolutional model compiles to one of {KERNELS}, got {plan!r}")
+    if mode not in ("batched", "one_at_a_time"):
+        raise ValueError(f"mode must be 'batched' or 'one_at_a_time', got {mode!r}")
     if not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"chunk must be a positive number of images, got {chunk!r}")
+    if mode == "one_at_a_time":
+        chunk = 1
     steps = _steps(model)
     weighted = [s for s in steps if s.w is not None]
     if layer_kernels is not None and plan != "sparse":
         raise ValueError("layer_kernels applies to plan 'sparse' only")
-    compiled = SequentialPlan(steps, plan, model_fingerprint(model), chunk)
+    compiled = SequentialPlan(steps, plan, model_fingerprint(model), chunk, mode)
     if plan == "sparse":
         measure = layer_kernels is None or any(k is None for k in layer_kernels)
         inputs = _calibration_inputs(steps, chunk, calibration, input_shape) if measure else None
