@@ -241,8 +241,7 @@ class PackedDense:
         if panel != panel_width():
             raise ValueError(f"PackedDense: packed for panels of {panel} columns, this build's kernel reads "
                              f"{panel_width()} (pack the weights again with pack_dense(w))")
-        size = -(-n_out // panel) * n_in * panel
-        data = check_array("data", self.data, np.float32, shape=(size,))
+        data = check_array("data", self.data, np.float32, shape=(_packed_size(n_in, n_out, panel),))
         for name, v in (("data", data), ("in_features", n_in), ("out_features", n_out), ("panel", panel)):
             object.__setattr__(self, name, v)
 
@@ -255,6 +254,11 @@ class PackedDense:
         n_in, n_out, p = self.in_features, self.out_features, self.panel
         panels = self.data.reshape(-(-n_out // p), n_in, p)    # (panels, in, panel)
         return np.ascontiguousarray(panels.transpose(1, 0, 2).reshape(n_in, panels.shape[0] * p)[:, :n_out])
+
+
+def _packed_size(n_in: int, n_out: int, panel: int) -> int:
+    """Floats of a PackedDense: whole panels of `panel` columns, each n_in rows."""
+    return -(-n_out // panel) * n_in * panel
 
 
 def panel_width() -> int:
@@ -306,8 +310,7 @@ def dense_packed(x: np.ndarray, pw: PackedDense, b: np.ndarray | None = None, re
     if pw.panel != panel_width():   # a PackedDense unpickled from a build for another ISA
         raise ValueError(f"pw was packed for panels of {pw.panel} columns, this build reads {panel_width()}: "
                          f"pack the weights again")
-    size = -(-pw.out_features // pw.panel) * pw.in_features * pw.panel
-    data = check_array("pw.data", pw.data, np.float32, shape=(size,))
+    data = check_array("pw.data", pw.data, np.float32, shape=(_packed_size(pw.in_features, pw.out_features, pw.panel),))
     x = check_array("x", x, np.float32, shape=(None, pw.in_features))
     if b is not None:
         b = check_array("b", b, np.float32, shape=(pw.out_features,))
