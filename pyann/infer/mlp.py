@@ -65,7 +65,7 @@ class PlanLayer(PackedWeight):
     sparse: Optional[object] = None            # kernels.SparseWeights, BlockSparseWeights or InputSparseWeights
                                                # (sparse x sparse): that sparse kernel runs
     timing: Optional[dict] = None              # compile-time measurement: seconds per kernel
-    expected_macs: Optional[float] = None      # sparse x sparse candidates: executed MACs per calibration sample
+    expected_macs: Optional[float] = None      # zero-skipping kernels: executed MACs per calibration sample
     timing_samples: Optional[int] = None       # samples per timing (default SPARSE_CALIBRATION)
     packed: Optional[kernels.PackedDense] = None   # w packed for the batched dense kernel, once, at compile
     zero_skip: bool = False                    # plan "sparse": w stored dense, each sample's zero inputs skipped
