@@ -8,6 +8,11 @@ every barrier. Measured on a 2-core Xeon VM (a 784x300 layer at 10 % density, 51
 kernels.sparse_tiled_gather): 0.22 ms alone, 8-15 ms in the 0.1 s after one `x @ w` of the same
 size, 0.22 ms when that product ran under one_blas_thread(). A plan that interleaves the two
 (a dense im2col convolution before a sparse one, say) would pay that at every step.
+
+Outside a plan the same holds: code that calls a NumPy matmul and then runs a plan pays the spin
+on the plan's first kernel. Run such matmuls under threadpoolctl's threadpool_limits(1), or start
+Python with OPENBLAS_THREAD_TIMEOUT=4 (OpenBLAS's workers then sleep at once; each BLAS call pays
+their wake-up instead).
 """
 from __future__ import annotations
 
