@@ -33,9 +33,10 @@ def choose_sparse(layers, forced, mode: str, split: str, zeroskip=None, calibrat
 
     The choice is measured, not guessed: on SPARSE_CALIBRATION samples, each candidate for that
     layer in the plan's mode (batched: pyann's dense kernel, the tiled sparse kernel and, when the
-    outputs divide into blocks of 4, the 4x1 blocked one, from rows to rows; one image
-    at a time: the one-layer per-sample loop dense or sparse), timed round-robin, the median of 5
-    each, so that a busy machine slows them alike. Forced entries skip the measurement. The dense
+    outputs divide into blocks of 4, the 4x1 blocked one, each in the layouts the plan would give
+    and take (_batched_candidates); one image at a time: the one-layer per-sample loop dense or
+    sparse), timed round-robin, the fastest of 7
+    each (round_robin), so that a busy machine slows them alike. Forced entries skip the measurement. The dense
     candidate is pyann's dense kernel (kernels.dense, w packed as the plan packs it). Each layer
     needs .w (in, out), .b, .relu; gets .sparse (the packing of the chosen sparse kernel, None for
     dense and zeroskip), .zero_skip and .timing.
@@ -95,18 +96,7 @@ def choose_sparse(layers, forced, mode: str, split: str, zeroskip=None, calibrat
             force = min(l.timing, key=l.timing.get)
         elif force is None:
             if mode == "batched":
-                # a sparse layer whose input comes in rows, as the plan runs the first of consecutive
-                # sparse layers (kernels.sparse_tiled_gather), and its output back to rows
-                tiled = lambda pw: lambda: kernels.from_tiles(kernels.sparse_tiled_gather(x, pw, l.b, l.relu), len(x))
-                pw = kernels.pack_dense(l.w)   # as the plan will run it
-                candidates = {"dense": lambda: kernels.dense(x, pw, l.b, relu=l.relu),
-                              "sparse": tiled(packed["sparse"])}
-                if "blocked" in packed:
-                    candidates["blocked"] = tiled(packed["blocked"])
-                if zs:
-                    candidates["zeroskip"] = lambda: kernels.relu_layer(x, l.w, l.b, None, True, l.relu,
-                                                                        assume_finite=True)
-                    candidates["sparse_zeroskip"] = lambda: kernels.sparse_zeroskip(x, packed["sparse_zeroskip"], l.b, l.relu)
+                candidates = _batched_candidates(layers, i, x, packed, zs)
             else:
                 one = lambda *layer: lambda: kernels.sparse_mlp_per_sample(x, [(layer[0], l.b, l.relu) + layer[1:]],
                                                                            split_images=split == "images")
@@ -127,6 +117,37 @@ def choose_sparse(layers, forced, mode: str, split: str, zeroskip=None, calibrat
             l.zero_skip = force == "zeroskip"
 
 
+def _batched_candidates(layers, i: int, x: np.ndarray, packed: dict, zs: bool) -> dict:
+    """Layer i's batched candidates, each timed from the layout the layer before leaves (the plan
+    keeps consecutive sparse layers in tiles of 64 samples: after a sparse or blocked layer the
+    input is tiled, else rows) to the layout it leaves itself (tiles for sparse and blocked, rows
+    for the others; the last layer's tiles back to rows, as the plan ends). A conversion from
+    tiles to rows is charged to the row kernel that needs it. Timing every sparse candidate from
+    rows to rows instead added the same conversions to each, which on 512 samples hid the kernels'
+    own difference (a 4x1-blocked kernel executing 3x the multiply-adds of the sparse one on an
+    unstructured layer looked as fast)."""
+    l, n, last = layers[i], len(x), i == len(layers) - 1
+    prev = layers[i - 1].sparse if i > 0 else None
+    tiled_in = prev is not None and not isinstance(prev, kernels.InputSparseWeights)
+    xt = kernels.to_tiles(x) if tiled_in else None          # made once, outside the timing
+    rows = (lambda: kernels.from_tiles(xt, n)) if tiled_in else (lambda: x)
+    finish = (lambda yt: kernels.from_tiles(yt, n)) if last else (lambda yt: yt)
+
+    def tiled(pw):
+        if not tiled_in:   # rows in: each tile gathered as it is used (kernels.sparse_tiled_gather)
+            return lambda: finish(kernels.sparse_tiled_gather(x, pw, l.b, l.relu))
+        run = kernels.sparse_blocked_tiled if isinstance(pw, kernels.BlockSparseWeights) else kernels.sparse_linear_tiled
+        return lambda: finish(run(xt, pw, l.b, l.relu))
+    pw = kernels.pack_dense(l.w)   # as the plan will run it
+    candidates = {"dense": lambda: kernels.dense(rows(), pw, l.b, relu=l.relu), "sparse": tiled(packed["sparse"])}
+    if "blocked" in packed:
+        candidates["blocked"] = tiled(packed["blocked"])
+    if zs:
+        candidates["zeroskip"] = lambda: kernels.relu_layer(rows(), l.w, l.b, None, True, l.relu, assume_finite=True)
+        candidates["sparse_zeroskip"] = lambda: kernels.sparse_zeroskip(rows(), packed["sparse_zeroskip"], l.b, l.relu)
+    return candidates
+
+
 def _layer_inputs(layers, x: np.ndarray) -> list:
     """Each layer's input for calibration inputs x: x through the layers before it (NumPy, on one
     BLAS thread so that no spinning BLAS worker is left to slow the timings that follow)."""
@@ -142,8 +163,11 @@ def _layer_inputs(layers, x: np.ndarray) -> list:
     return out
 
 
-def round_robin(fns: dict, rounds: int = 5) -> dict:
-    """Median seconds of each function, the functions timed in turn each round after a warm-up."""
+def round_robin(fns: dict, rounds: int = 7) -> dict:
+    """The fastest of `rounds` timings of each function (seconds), the functions timed in turn
+    each round after a warm-up. The minimum, not the median: on a shared machine noise only ever
+    adds time, and one slow round out of five (a median of 5 tolerates two, but not when they
+    fall on the same candidate) was enough to flip a choice between two kernels 20 % apart."""
     times = {k: [] for k in fns}
     for fn in fns.values():
         fn()
@@ -152,4 +176,4 @@ def round_robin(fns: dict, rounds: int = 5) -> dict:
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)
-    return {k: float(np.median(v)) for k, v in times.items()}
+    return {k: float(np.min(v)) for k, v in times.items()}
