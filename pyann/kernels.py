@@ -139,12 +139,12 @@ def output_buffer(out, shape: tuple, inputs: dict) -> np.ndarray:
     inputs while they write, so an aliased output is garbage. An unaligned `out` gets an aligned
     buffer that _finish copies back."""
     if out is None:
-        return np.empty(shape, np.float32)
+        return aligned_empty(shape)
     check_output("out", out, shape)
     for name, a in inputs.items():
         if a is not None and np.shares_memory(out, a):
             raise ValueError(f"out must not share memory with {name}")
-    return out if out.flags.aligned else np.empty(shape, np.float32)
+    return out if out.flags.aligned else aligned_empty(shape)
 
 
 def _finish(result: np.ndarray, out) -> np.ndarray:
@@ -266,12 +266,17 @@ def panel_width() -> int:
     return int(_lib().pyann_dense_panel_width())
 
 
-def _aligned_empty(size: int) -> np.ndarray:
-    """float32 (size,) starting on a 64-byte boundary: a cache line, so no vector load of a panel
-    row straddles two."""
+def aligned_empty(shape) -> np.ndarray:
+    """An uninitialised float32 array of `shape` starting on a 64-byte boundary (a cache line).
+    NumPy's large arrays start 16 bytes past one, so every 64-byte vector load or store of a
+    tile row (64 floats) or a packed panel row would straddle two lines: the tiled sparse kernel
+    ran 2x slower on such an input (512x512 at 10 %, 10,000 samples: 8.45 ms, aligned 4.42 ms).
+    Every kernel output here is allocated so."""
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    size = int(np.prod(shape, dtype=np.int64))
     raw = np.empty(size + 16, np.float32)
     start = (-raw.ctypes.data % 64) // 4
-    return raw[start:start + size]
+    return raw[start:start + size].reshape(shape)
 
 
 def pack_dense(w: np.ndarray) -> PackedDense:
@@ -282,7 +287,7 @@ def pack_dense(w: np.ndarray) -> PackedDense:
     w = check_array("w", w, np.float32, ndim=2)
     n_in, n_out = w.shape
     size = int(_lib().pyann_dense_packed_size(n_in, n_out))
-    data = _aligned_empty(size)
+    data = aligned_empty(size)
     _call(_lib().pyann_dense_pack, _ptr(w), _ptr(data), n_in, n_out)
     return PackedDense(data, n_in, n_out, panel_width())
 
@@ -784,7 +789,7 @@ def to_tiles(x: np.ndarray) -> np.ndarray:
     """x (n, d) float32 -> the batched sparse kernel's layout (see to_tiles_reference), in C."""
     x = check_array("x", x, np.float32, ndim=2)
     n, d = x.shape
-    xt = np.empty((-(-n // SPARSE_TILE), d, SPARSE_TILE), np.float32)
+    xt = aligned_empty((-(-n // SPARSE_TILE), d, SPARSE_TILE))
     _call(_lib().pyann_to_tiles, _ptr(x), _ptr(xt), n, d)
     return xt
 
@@ -794,7 +799,7 @@ def from_tiles(xt: np.ndarray, n: int) -> np.ndarray:
     xt = check_array("xt", xt, np.float32, shape=(None, None, SPARSE_TILE))
     if not 0 <= n <= xt.shape[0] * SPARSE_TILE or -(-n // SPARSE_TILE) != xt.shape[0]:
         raise ValueError(f"n = {n} samples do not fill {xt.shape[0]} tiles of {SPARSE_TILE}")
-    y = np.empty((n, xt.shape[1]), np.float32)
+    y = aligned_empty((n, xt.shape[1]))
     _call(_lib().pyann_from_tiles, _ptr(xt), _ptr(y), n, xt.shape[1])
     return y
 
