@@ -39,6 +39,8 @@
  *   9. sparse x sparse, one sample at a time - both threads on each sample, each on its whole
  *                             vectors of the outputs (a row cut to them by binary search); no
  *                             barrier between samples (a thread writes only its own outputs)
+ *  10. pooled convolution   - 6'' with a 2x2 max-pool fused: positions enumerated window by window,
+ *                             each window's maximum written, never the unpooled map
  */
 #include <stdlib.h>
 #include "pyann_kernels.h"
@@ -460,7 +462,7 @@ static inline float max_nan(float a, float b)
 }
 
 /* 6''. The same, gathering each tile from the padded images as im2col would lay it out.
-   11. pool = 2 (with nchw): a 2x2 max-pool, stride 2 (floor), fused: positions are enumerated as
+   10. pool = 2 (with nchw): a 2x2 max-pool, stride 2 (floor), fused: positions are enumerated as
    (image, py, px, tap) with output position (2 py + tap / 2, 2 px + tap % 2), so each window's
    four positions sit side by side in the tile and its maximum is written, never the unpooled
    map (cnn3's first convolution: 1 GB of output for 10,000 images, then read back by the pool). */

@@ -424,7 +424,7 @@ def test_sparse_mlp_per_sample_dense_zero_skipping_layers(rng, split_images):
     with pytest.raises(ValueError, match=r"must be \(w, b, relu\) or \(w, b, relu, zero_skip\)"):
         K.sparse_mlp_per_sample(x, [(ws[0], bs[0])])
 
-# ---- sparse convolution without im2col columns (csrc/sparse.c 6'', 11) -------------------------
+# ---- sparse convolution without im2col columns (csrc/sparse.c 6'', 10) -------------------------
 
 @pytest.mark.parametrize("n, c, h, w, k, stride, dil, pad, f", [
     (0, 2, 5, 5, 3, 1, 1, 0, 4), (1, 1, 28, 28, 3, 1, 1, 1, 32), (3, 32, 14, 14, 3, 1, 1, 1, 64),
