@@ -547,6 +547,15 @@ def _timed_rows(cases, x, y, repeats, name, check_n=None):
     return [row for row, _, _ in cases]
 
 
+def _timed_rows_by_mode(cases, x, y, repeats, name, check_n=None):
+    """_timed_rows for the batched cases, then for the one-image ones: round-robin within a mode
+    (their times differ 10x)."""
+    rows = []
+    for mode in ("batched", "one image at a time"):
+        rows += _timed_rows([c for c in cases if c[0]["mode"] == mode], x, y, repeats, name, check_n)
+    return rows
+
+
 def _finish_rows(rows, dense_macs_per_image: int, n: int):
     """Speedup against the first row of each mode (NumPy dense), MAC share."""
     base = {}
@@ -614,10 +623,7 @@ def bench_mlp(name, args, x, y, log=print, calibration=None, data=None):
                "weight_density": weight_density(model), "model_bytes": _file_bytes(model, label),
                "macs": len(x) * (nnz if "sparse" in label else dense_per_image), "kind": "peer"}
         cases.append((row, fn, model))
-    rows = []
-    for mode in ("batched", "one image at a time"):   # round-robin within a mode: their times differ 10x
-        group = [c for c in cases if c[0]["mode"] == mode]
-        rows += _timed_rows(group, x, y, args.repeats, name)
+    rows = _timed_rows_by_mode(cases, x, y, args.repeats, name)
     _finish_rows(rows, dense_per_image, len(x))
     dense_bytes, sparse_bytes = _file_bytes(model, "dense"), _file_bytes(model, "sparse")
     dense_acc = float(np.mean(dense_model.eval().forward(x).argmax(1) == y))
@@ -720,23 +726,21 @@ def bench_cnn3(args, data, log=print):
     n = min(args.n, len(data.x_test))
     x = np.ascontiguousarray(to_float(data.x_test[:n], CNN3_MEAN, CNN3_STD), np.float32)
     y = np.asarray(data.y_test[:n])
-    mode = "batched"
     # the kernel choice measured on one chunk of training images' columns (pyann.infer.sequential;
     # one image at a time: on one image)
     calibration = np.ascontiguousarray(to_float(data.x_train[:CHUNK], CNN3_MEAN, CNN3_STD), np.float32)
     specs = []
-    for m_ in ("batched", "one_at_a_time"):
-        label_mode = "batched" if m_ == "batched" else "one image at a time"
+    for plan_mode, label_mode in (("batched", "batched"), ("one_at_a_time", "one image at a time")):
         specs += [
-            ("NumPy/OpenBLAS dense im2col", label_mode, model, infer.compile(model, "numpy", mode=m_), "dense"),
+            ("NumPy/OpenBLAS dense im2col", label_mode, model, infer.compile(model, "numpy", mode=plan_mode), "dense"),
             ("pyann sparse, kernel measured per layer", label_mode, model,
-             infer.compile(model, "sparse", calibration=calibration, mode=m_), "sparse"),
+             infer.compile(model, "sparse", calibration=calibration, mode=plan_mode), "sparse"),
             ("pyann sparse, every layer", label_mode, model,
-             infer.compile(model, "sparse", layer_kernels=["sparse"] * len(names), mode=m_), "sparse"),
+             infer.compile(model, "sparse", layer_kernels=["sparse"] * len(names), mode=plan_mode), "sparse"),
             ("pyann 4x1 blocked", label_mode, blocked,
-             infer.compile(blocked, "sparse", layer_kernels=plan_blocked_kernels, mode=m_), "sparse"),
+             infer.compile(blocked, "sparse", layer_kernels=plan_blocked_kernels, mode=plan_mode), "sparse"),
         ]
-    cases = [_plan_case(label, m_, m, plan, x, blocked, "cnn3", kind) for label, m_, m, plan, kind in specs]
+    cases = [_plan_case(label, row_mode, m, plan, x, blocked, "cnn3", kind) for label, row_mode, m, plan, kind in specs]
     report = pruning.sparsity_report(model, (1, 28, 28))
     notes = []
     torch_row = _torch_cnn(model, x, CHUNK)
@@ -744,13 +748,11 @@ def bench_cnn3(args, data, log=print):
         notes.append("torch not installed: the PyTorch dense conv row is missing")
     else:
         label, fn = torch_row
-        cases.append(({"model": "cnn3", "row": label, "mode": mode, "weights": "elementwise",
+        cases.append(({"model": "cnn3", "row": label, "mode": "batched", "weights": "elementwise",
                        "weight_density": weight_density(model), "model_bytes": report.dense_file_bytes,
                        "macs": n * report.dense_macs, "kind": "peer"}, fn, model))
     repeats = args.cnn3_repeats or min(args.repeats, 3)
-    rows = []
-    for m_ in ("batched", "one image at a time"):   # round-robin within a mode, as the MLPs
-        rows += _timed_rows([c for c in cases if c[0]["mode"] == m_], x, y, repeats, "cnn3", check_n=64)
+    rows = _timed_rows_by_mode(cases, x, y, repeats, "cnn3", check_n=64)
     _finish_rows(rows, report.dense_macs, n)
     dense_acc = float(np.mean(infer.compile(dense, "numpy").predict(x) == y))
     log(f"  dense accuracy {100 * dense_acc:.2f} %; model file {report.dense_file_bytes:,} bytes dense, "

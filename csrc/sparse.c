@@ -65,36 +65,33 @@ static int sparse_bad(const float *x, const int64_t *ptr, const int32_t *idx, co
     return 0;
 }
 
-/* 1. One output row: y = b + sum val[p] * x[idx[p] * stride] over the row; relu as the
-   reference (NaN kept). With AVX-512 and stride 1 (one sample's row-major x), 16 nonzeros a step,
-   their x gathered (SP_GATHER): fcn2 at 10 % one image at a time, 10,000 MNIST images, 2 threads,
-   median of 5 on a quiet 2-core Xeon: 0.047 s, the scalar loop 0.085 s (four scalar accumulators
-   instead of one: no faster, the loads bound it, not the chain of adds). */
+/* 1. One output row of one sample: y = b + sum val[p] * x[idx[p]] over the row; relu as the
+   reference (NaN kept). With AVX-512, 16 nonzeros a step, their x gathered (SP_GATHER): fcn2 at
+   10 % one image at a time, 10,000 MNIST images, 2 threads, median of 5 on a quiet 2-core Xeon:
+   0.047 s, the scalar loop 0.085 s (four scalar accumulators instead of one: no faster, the loads
+   bound it, not the chain of adds). */
 #ifndef SP_GATHER
 #define SP_GATHER 1
 #endif
 static inline float row_dot(const int32_t *idx, const float *val, int64_t p0, int64_t p1,
-                            const float *x, int64_t stride, float b, int relu)
+                            const float *x, float b, int relu)
 {
     float acc = b;
 #if SP_GATHER && defined(__AVX512F__)
-    if (stride == 1) {
-        __m512 a = _mm512_setzero_ps();
-        int64_t p = p0;
-        for (; p + 16 <= p1; p += 16)
-            a = _mm512_fmadd_ps(_mm512_loadu_ps(val + p),
-                                _mm512_i32gather_ps(_mm512_loadu_si512(idx + p), x, 4), a);
-        if (p < p1) {   /* the last 1-15: masked */
-            const __mmask16 m = (__mmask16)((1u << (p1 - p)) - 1u);
-            a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, val + p),
-                                _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m,
-                                                         _mm512_maskz_loadu_epi32(m, idx + p), x, 4), a);
-        }
-        acc += _mm512_reduce_add_ps(a);
-        return (relu && acc < 0.0f) ? 0.0f : acc;
+    __m512 a = _mm512_setzero_ps();
+    int64_t p = p0;
+    for (; p + 16 <= p1; p += 16)
+        a = _mm512_fmadd_ps(_mm512_loadu_ps(val + p), _mm512_i32gather_ps(_mm512_loadu_si512(idx + p), x, 4), a);
+    if (p < p1) {   /* the last 1-15: masked */
+        const __mmask16 m = (__mmask16)((1u << (p1 - p)) - 1u);
+        a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, val + p),
+                            _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, _mm512_maskz_loadu_epi32(m, idx + p), x, 4),
+                            a);
     }
+    acc += _mm512_reduce_add_ps(a);
+#else
+    for (int64_t p = p0; p < p1; p++) acc += val[p] * x[idx[p]];
 #endif
-    for (int64_t p = p0; p < p1; p++) acc += val[p] * x[(int64_t)idx[p] * stride];
     return (relu && acc < 0.0f) ? 0.0f : acc;
 }
 
@@ -149,7 +146,7 @@ int pyann_sparse_linear_per_sample(const float *x, const int64_t *ptr, const int
         float *yi = y + i * out;
         #pragma omp for schedule(static)
         for (int64_t j = 0; j < out; j++)
-            yi[j] = row_dot(idx, val, ptr[j], ptr[j + 1], xi, 1, b ? b[j] : 0.0f, relu);
+            yi[j] = row_dot(idx, val, ptr[j], ptr[j + 1], xi, b ? b[j] : 0.0f, relu);
     }
     return PYANN_OK;
 }
@@ -338,7 +335,7 @@ int pyann_sparse_mlp_per_sample(const float *x, float *y, int64_t n, int n_layer
                                                                tid, nt, nzk, nzv);
                     } else if (ok && ptrs[l]) {
                         for (int64_t j = c0; j < c1; j++)
-                            yout[j] = row_dot(idxs[l], vals[l], ptrs[l][j], ptrs[l][j + 1], xin, 1,
+                            yout[j] = row_dot(idxs[l], vals[l], ptrs[l][j], ptrs[l][j + 1], xin,
                                               bs[l] ? bs[l][j] : 0.0f, relus[l]);
                     } else if (ok) {
                         dense_outputs(xin, ws[l], bs[l], yout, in, out, c0, c1, relus[l]);
@@ -400,6 +397,13 @@ int pyann_sparse_blocked_tiled(const float *xt, const int64_t *ptr, const int32_
     return PYANN_OK;
 }
 
+/* A thread's buffer of `rows` tile rows (rows x SP_TILE floats, 1 row at least), on a cache line:
+   SP_TILE floats are 256 bytes, so the size is a multiple of the alignment, as C11 asks. */
+static float *tile_buffer(int64_t rows)
+{
+    return aligned_alloc(64, (size_t)(rows > 0 ? rows : 1) * SP_TILE * sizeof(float));
+}
+
 /* 6'. Either kernel on activations gathered tile by tile from rows or columns (see the header). */
 static void gather_tile(const float *x, int64_t ss, int64_t fs, int64_t n, int64_t in, int64_t t, float *dst)
 {
@@ -435,8 +439,7 @@ int pyann_sparse_tiled_strided(const float *x, int64_t ss, int64_t fs, const int
     int err = 0;
     #pragma omp parallel num_threads(pyann_team())
     {
-        /* in >= 1 float so that in = 0 still gets a buffer; the size a multiple of 64 (C11) */
-        float *buf = aligned_alloc(64, ((size_t)(in > 0 ? in : 1) * SP_TILE * sizeof(float) + 63) / 64 * 64);
+        float *buf = tile_buffer(in);
         if (!buf) {
             #pragma omp atomic write
             err = 1;
@@ -485,8 +488,8 @@ int pyann_sparse_conv_tiled(const float *x, int64_t n, int64_t c, int64_t h, int
     int err = 0;
     #pragma omp parallel num_threads(pyann_team())
     {
-        float *buf = aligned_alloc(64, ((size_t)(in > 0 ? in : 1) * SP_TILE * sizeof(float) + 63) / 64 * 64);
-        float *ybuf = nchw ? aligned_alloc(64, (size_t)out * SP_TILE * sizeof(float)) : NULL;
+        float *buf = tile_buffer(in);
+        float *ybuf = nchw ? tile_buffer(out) : NULL;
         if (!buf || (nchw && !ybuf)) {
             #pragma omp atomic write
             err = 1;

@@ -816,6 +816,22 @@ def sparse_linear_tiled(xt: np.ndarray, sw: SparseWeights, b: np.ndarray | None 
     return _finish(y, out)
 
 
+def _is_blocked(w) -> bool:
+    """True for a BlockSparseWeights, False for a SparseWeights (the tiled kernels' two weight
+    layouts); ValueError for anything else."""
+    if not isinstance(w, (SparseWeights, BlockSparseWeights)):
+        raise ValueError(f"w must be a SparseWeights or BlockSparseWeights (pack_sparse / pack_blocked), "
+                         f"got {type(w).__name__}")
+    return isinstance(w, BlockSparseWeights)
+
+
+def sparse_tiled(xt: np.ndarray, w, b: np.ndarray | None = None, relu: bool = False,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """sparse_linear_tiled or sparse_blocked_tiled, whichever w is packed for."""
+    run = sparse_blocked_tiled if _is_blocked(w) else sparse_linear_tiled
+    return run(xt, w, b, relu, out)
+
+
 def sparse_tiled_gather(x: np.ndarray, w, b: np.ndarray | None = None, relu: bool = False,
                         columns: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """A pruned layer (w a SparseWeights, or a BlockSparseWeights for the 4x1 kernel) on activations
@@ -824,10 +840,7 @@ def sparse_tiled_gather(x: np.ndarray, w, b: np.ndarray | None = None, relu: boo
     sparse_linear_tiled(to_tiles(x), w, b, relu) (sparse_blocked_tiled for blocks), but each tile
     of 64 samples is gathered into a thread's own buffer and used at once: the tiled copy of x is
     never written to memory and read back (csrc/sparse.c, pyann_sparse_tiled_strided)."""
-    blocked = isinstance(w, BlockSparseWeights)
-    if not blocked and not isinstance(w, SparseWeights):
-        raise ValueError(f"w must be a SparseWeights or BlockSparseWeights (pack_sparse / pack_blocked), "
-                         f"got {type(w).__name__}")
+    blocked = _is_blocked(w)
     if b is not None:
         b = check_array("b", b, np.float32, shape=(w.out_features,))
     x = check_array("x", x, np.float32, shape=(w.in_features, None) if columns else (None, w.in_features))
@@ -865,10 +878,7 @@ def sparse_conv_tiled(x: np.ndarray, w, kernel: int, stride: int = 1, dilation: 
     input row ci k k + ky k + kx (a Conv2d weight (F, C, K, K) reshaped to (F, -1) and transposed).
     -> yt (ceil(n ho wo / 64), F, 64), output positions in (image, oy, ox) order: the same, bit
     for bit, as sparse_tiled_gather(columns of ops.conv.im2col, w, b, relu, columns=True)."""
-    blocked = isinstance(w, BlockSparseWeights)
-    if not blocked and not isinstance(w, SparseWeights):
-        raise ValueError(f"w must be a SparseWeights or BlockSparseWeights (pack_sparse / pack_blocked), "
-                         f"got {type(w).__name__}")
+    blocked = _is_blocked(w)
     for name, v in (("kernel", kernel), ("stride", stride), ("dilation", dilation)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be an int >= 1, got {v!r}")

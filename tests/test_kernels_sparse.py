@@ -530,3 +530,13 @@ def test_kernel_outputs_start_on_a_cache_line(rng):
         assert y.ctypes.data % 64 == 0 and y.dtype == np.float32 and y.flags.c_contiguous
     assert K.aligned_empty((2, 3)).shape == (2, 3) and K.aligned_empty((0, 5)).shape == (0, 5)
     np.testing.assert_array_equal(K.from_tiles(xt, 3000), x)
+
+
+def test_sparse_tiled_runs_the_kernel_its_weights_are_packed_for(rng):
+    w = _pruned(rng, 37, 20, 0.3)
+    xt = K.to_tiles(rng.standard_normal((70, 37), dtype=np.float32))
+    np.testing.assert_array_equal(K.sparse_tiled(xt, K.pack_sparse(w), relu=True),
+                                  K.sparse_linear_tiled(xt, K.pack_sparse(w), relu=True))
+    np.testing.assert_array_equal(K.sparse_tiled(xt, K.pack_blocked(w)), K.sparse_blocked_tiled(xt, K.pack_blocked(w)))
+    with pytest.raises(ValueError, match="must be a SparseWeights or BlockSparseWeights"):
+        K.sparse_tiled(xt, w)

@@ -9,7 +9,7 @@ import numpy as np
 from .. import kernels
 from .threads import one_blas_thread
 
-SPARSE_CALIBRATION = 512
+SPARSE_CALIBRATION = 512   # samples timed per layer when choosing (MLPs; the conv plans time one chunk)
 
 
 class PackedWeight:
@@ -24,10 +24,10 @@ class PackedWeight:
 
     @property
     def dense_w(self):
-        return self.packed if self.packed is not None else self.w   # samples timed per layer when choosing sparse or dense
+        return self.packed if self.packed is not None else self.w
 
 
-def choose_sparse(layers, forced, mode: str, split: str, zeroskip=None, calibration=None,
+def choose_sparse(layers, forced, mode: str, split: str, zeroskip: bool = False, calibration=None,
                   measure=None) -> None:
     """Give each layer its sparse packing where a sparse kernel is faster, in place.
 
@@ -35,18 +35,18 @@ def choose_sparse(layers, forced, mode: str, split: str, zeroskip=None, calibrat
     layer in the plan's mode (batched: pyann's dense kernel, the tiled sparse kernel and, when the
     outputs divide into blocks of 4, the 4x1 blocked one, each in the layouts the plan would give
     and take (_batched_candidates); one image at a time: the one-layer per-sample loop dense or
-    sparse), timed round-robin, the fastest of 7
-    each (round_robin), so that a busy machine slows them alike. Forced entries skip the measurement. The dense
-    candidate is pyann's dense kernel (kernels.dense, w packed as the plan packs it). Each layer
-    needs .w (in, out), .b, .relu; gets .sparse (the packing of the chosen sparse kernel, None for
-    dense and zeroskip), .zero_skip and .timing.
+    sparse), timed round-robin, the fastest of 7 each (round_robin), so that a busy machine slows
+    them alike. Forced entries skip the measurement. The dense candidate is pyann's dense kernel
+    (kernels.dense, w packed as the plan packs it). Each layer needs .w (in, out), .b, .relu; gets
+    .sparse (the packing of the chosen sparse kernel, None for dense and zeroskip), .timing, and
+    with zeroskip .zero_skip.
 
-    zeroskip (MLPs): per layer, True where the zero-skipping candidates apply (an MLP: every
-    layer; both are exact whatever made the zeros, a ReLU or an image's blank pixels): "zeroskip"
+    zeroskip (MLPs): every layer also gets the zero-skipping candidates (exact whatever made the
+    zeros, a ReLU or an image's blank pixels): "zeroskip"
     (the weights stored dense, each sample's zero inputs skipped: kernels.relu_layer batched, the
     per-sample loop one image at a time) and the sparse x sparse "sparse_zeroskip"
     (kernels.sparse_zeroskip, weights by input: pruned weights and zero inputs both skipped).
-    Their speed depends on the input's zeros, so with zeroskip given every layer is timed on the
+    Their speed depends on the input's zeros, so with zeroskip every layer is timed on the
     input it would really see: `calibration` (n, in of layer 0; e.g. training images) or standard
     normal noise, passed through the layers before it (dense NumPy, ReLU where the layer has one;
     all before any timing, on one BLAS thread: pyann.infer.threads). Such a layer records
@@ -60,11 +60,9 @@ def choose_sparse(layers, forced, mode: str, split: str, zeroskip=None, calibrat
     SPARSE_CALIBRATION random rows, and each measured layer records .timing_samples = rows."""
     if forced is not None and len(forced) != len(layers):
         raise ValueError(f"layer_kernels needs one entry per weighted layer (Conv2d or Linear, {len(layers)}), got {len(forced)}")
-    if zeroskip is not None and len(zeroskip) != len(layers):
-        raise ValueError(f"zeroskip needs one flag per layer ({len(layers)}), got {len(zeroskip)}")
     rng = np.random.default_rng(0)
     inputs = None
-    if zeroskip is not None:
+    if zeroskip:
         h = rng.standard_normal((SPARSE_CALIBRATION, layers[0].w.shape[0]), dtype=np.float32) \
             if calibration is None else np.ascontiguousarray(calibration, np.float32)
         if h.ndim != 2 or h.shape[1] != layers[0].w.shape[0] or not len(h):
@@ -72,9 +70,8 @@ def choose_sparse(layers, forced, mode: str, split: str, zeroskip=None, calibrat
         inputs = _layer_inputs(layers, h)
     for i, l in enumerate(layers):
         force = None if forced is None else forced[i]
-        zs = bool(zeroskip[i]) if zeroskip is not None else False
         allowed = ("sparse", "dense") + (("blocked",) if mode == "batched" else ()) + \
-            (("zeroskip", "sparse_zeroskip") if zs else ())
+            (("zeroskip", "sparse_zeroskip") if zeroskip else ())
         if force not in (None,) + allowed:
             raise ValueError(f"layer_kernels[{i}] must be None or one of {allowed} in mode {mode}, got {force!r}")
         blockable = mode == "batched" and l.w.shape[1] % kernels.SPARSE_BLOCK == 0
@@ -84,7 +81,7 @@ def choose_sparse(layers, forced, mode: str, split: str, zeroskip=None, calibrat
         packed = {"sparse": kernels.pack_sparse(l.w)}
         if blockable and force in (None, "blocked"):
             packed["blocked"] = kernels.pack_blocked(l.w)
-        if zs and force in (None, "sparse_zeroskip"):
+        if zeroskip and force in (None, "sparse_zeroskip"):
             packed["sparse_zeroskip"] = kernels.pack_sparse_by_input(l.w)
         x = inputs[i] if inputs is not None else None if measure is not None else \
             rng.standard_normal((SPARSE_CALIBRATION, l.w.shape[0]), dtype=np.float32)
@@ -96,28 +93,28 @@ def choose_sparse(layers, forced, mode: str, split: str, zeroskip=None, calibrat
             force = min(l.timing, key=l.timing.get)
         elif force is None:
             if mode == "batched":
-                candidates = _batched_candidates(layers, i, x, packed, zs)
+                candidates = _batched_candidates(layers, i, x, packed, zeroskip)
             else:
                 one = lambda *layer: lambda: kernels.sparse_mlp_per_sample(x, [(layer[0], l.b, l.relu) + layer[1:]],
                                                                            split_images=split == "images")
                 candidates = {"dense": one(l.w), "sparse": one(packed["sparse"])}
-                if zs:
+                if zeroskip:
                     candidates["zeroskip"] = one(l.w, True)
                     candidates["sparse_zeroskip"] = one(packed["sparse_zeroskip"])
             l.timing = round_robin(candidates)
             force = min(l.timing, key=l.timing.get)
-        if zeroskip is not None:
+        if zeroskip:
             l.timing_samples = len(x)
         if force == "zeroskip" and x is not None:
             l.expected_macs = np.count_nonzero(x) * l.w.shape[1] / len(x)
         elif "sparse_zeroskip" in packed:
             l.expected_macs = kernels.sparse_zeroskip_macs_reference(x, packed["sparse_zeroskip"]) / len(x)
         l.sparse = packed.get(force)
-        if zeroskip is not None:
+        if zeroskip:
             l.zero_skip = force == "zeroskip"
 
 
-def _batched_candidates(layers, i: int, x: np.ndarray, packed: dict, zs: bool) -> dict:
+def _batched_candidates(layers, i: int, x: np.ndarray, packed: dict, zeroskip: bool) -> dict:
     """Layer i's batched candidates, each timed from the layout the layer before leaves (the plan
     keeps consecutive sparse layers in tiles of 64 samples: after a sparse or blocked layer the
     input is tiled, else rows) to the layout it leaves itself (tiles for sparse and blocked, rows
@@ -136,13 +133,12 @@ def _batched_candidates(layers, i: int, x: np.ndarray, packed: dict, zs: bool) -
     def tiled(pw):
         if not tiled_in:   # rows in: each tile gathered as it is used (kernels.sparse_tiled_gather)
             return lambda: finish(kernels.sparse_tiled_gather(x, pw, l.b, l.relu))
-        run = kernels.sparse_blocked_tiled if isinstance(pw, kernels.BlockSparseWeights) else kernels.sparse_linear_tiled
-        return lambda: finish(run(xt, pw, l.b, l.relu))
+        return lambda: finish(kernels.sparse_tiled(xt, pw, l.b, l.relu))
     pw = kernels.pack_dense(l.w)   # as the plan will run it
     candidates = {"dense": lambda: kernels.dense(rows(), pw, l.b, relu=l.relu), "sparse": tiled(packed["sparse"])}
     if "blocked" in packed:
         candidates["blocked"] = tiled(packed["blocked"])
-    if zs:
+    if zeroskip:
         candidates["zeroskip"] = lambda: kernels.relu_layer(rows(), l.w, l.b, None, True, l.relu, assume_finite=True)
         candidates["sparse_zeroskip"] = lambda: kernels.sparse_zeroskip(rows(), packed["sparse_zeroskip"], l.b, l.relu)
     return candidates
@@ -154,12 +150,7 @@ def _layer_inputs(layers, x: np.ndarray) -> list:
     out = [x]
     with one_blas_thread():
         for l in layers[:-1]:
-            h = out[-1] @ l.w
-            if l.b is not None:
-                h += l.b
-            if l.relu:
-                np.maximum(h, 0, out=h)
-            out.append(np.ascontiguousarray(h, np.float32))
+            out.append(np.ascontiguousarray(kernels.dense_reference(out[-1], l.w, l.b, l.relu), np.float32))
     return out
 
 

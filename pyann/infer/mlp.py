@@ -222,30 +222,23 @@ class InferencePlan:
         n, h, tiled, macs = x.shape[0], x, False, 0
         padded = -(-n // kernels.SPARSE_TILE) * kernels.SPARSE_TILE
         for l in self.layers:
-            if isinstance(l.sparse, kernels.InputSparseWeights):   # sparse x sparse: rows, not tiles
-                if tiled:
-                    h, tiled = kernels.from_tiles(h, n), False
-                h, c = kernels.sparse_zeroskip(h, l.sparse, l.b, l.relu, return_macs=True)
-                macs += c
-            elif l.zero_skip:                                       # dense w, zero inputs skipped: rows
-                if tiled:
-                    h, tiled = kernels.from_tiles(h, n), False
-                h, c = kernels.relu_layer(h, l.w, l.b, None, True, l.relu, return_macs=True, scheme=self.scheme,
-                                          assume_finite=True)
-                macs += c
-            elif l.sparse is not None:
+            if l.sparse is not None and not isinstance(l.sparse, kernels.InputSparseWeights):
                 if not tiled:   # rows in, tiles out: each tile gathered as it is used, no tiled copy of h
                     h, tiled = kernels.sparse_tiled_gather(h, l.sparse, l.b, l.relu), True
                 else:
-                    run = kernels.sparse_blocked_tiled if isinstance(l.sparse, kernels.BlockSparseWeights) \
-                        else kernels.sparse_linear_tiled
-                    h = run(h, l.sparse, l.b, l.relu)
+                    h = kernels.sparse_tiled(h, l.sparse, l.b, l.relu)
                 macs += padded * l.sparse.nnz          # the padding samples of the last tile too
+                continue
+            if tiled:   # the kernels below take rows
+                h, tiled = kernels.from_tiles(h, n), False
+            if l.sparse is not None:                   # sparse x sparse
+                h, c = kernels.sparse_zeroskip(h, l.sparse, l.b, l.relu, return_macs=True)
+            elif l.zero_skip:                          # dense w, zero inputs skipped
+                h, c = kernels.relu_layer(h, l.w, l.b, None, True, l.relu, return_macs=True, scheme=self.scheme,
+                                          assume_finite=True)
             else:
-                if tiled:
-                    h, tiled = kernels.from_tiles(h, n), False
-                h = kernels.dense(h, l.dense_w, l.b, relu=l.relu)
-                macs += n * l.w.size
+                h, c = kernels.dense(h, l.dense_w, l.b, relu=l.relu), n * l.w.size
+            macs += c
         self.last_macs, self.last_predictor_macs = int(macs), 0
         return kernels.from_tiles(h, n) if tiled else h
 
@@ -356,7 +349,7 @@ def compile(model, plan="combined", predictor: Optional[Predictor] = None, mode:
             calibration = np.asarray(calibration)
             check_float_input(calibration, "compile calibration")
             calibration = calibration.reshape(len(calibration), -1) if len(calibration) else calibration
-        choose_sparse(layers, layer_kernels, mode, split, zeroskip=[True] * len(layers), calibration=calibration)
+        choose_sparse(layers, layer_kernels, mode, split, zeroskip=True, calibration=calibration)
     permuted = bool(reorder and predictor is not None and predictor.rates is not None
                     and plan not in ("numpy", "dense"))
     if permuted:

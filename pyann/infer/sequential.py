@@ -10,7 +10,8 @@ pyann's dense kernel (OpenBLAS in the "numpy" plan) or sparse from its rows
 (kernels.sparse_tiled_gather). Each Conv2d or Linear is dense, sparse or 4x1-blocked, chosen per
 layer by measurement (pyann.infer.choice). A ReLU right after a Conv2d or Linear is fused into
 it, and so is a 2x2 max-pool (stride 2) right after a sparse convolution: the pooled map is
-written, never the full one. Images go through the whole network in chunks, so the buffers of one chunk stay small.
+written, never the full one. Images go through the whole network in chunks, so the buffers of one
+chunk stay small.
 
 The measurement that picks a kernel times each candidate as the plan runs it (the same _conv or
 _linear call: im2col, tile gathering, the output's layout and a max-pool after it included) on
@@ -117,8 +118,7 @@ class SequentialPlan:
         lines = [f"SequentialPlan({self.kernel}, {how})"]
         for i, s in enumerate(self.steps, 1):
             line = f"  step {i}: {s.kind}"
-            if s.kind == "maxpool" and i >= 2 and self.steps[i - 2].kind == "conv" \
-                    and self.steps[i - 2].sparse is not None and _fusable_pool(self.steps, i - 1):
+            if s.kind == "maxpool" and i >= 2 and _pools_as_it_writes(self.steps, i - 2):
                 line += f" (done by step {i - 1} as it writes its output)"
             if s.w is not None:
                 density = np.count_nonzero(s.w) / max(s.w.size, 1)
@@ -157,7 +157,7 @@ class SequentialPlan:
             if s.kind == "conv":
                 if record is not None:
                     record.append(h)
-                pooled = record is None and s.sparse is not None and _fusable_pool(self.steps, i + 1)
+                pooled = record is None and _pools_as_it_writes(self.steps, i)
                 h = self._conv(s, h, pool=2 if pooled else 1)
             elif s.kind == "linear":
                 if record is not None:
@@ -228,6 +228,11 @@ def _fusable_pool(steps: List[Step], i: int) -> bool:
         return False
     k, stride, pad = steps[i].geometry
     return k == 2 and stride in (None, 2) and pad == 0
+
+
+def _pools_as_it_writes(steps: List[Step], i: int) -> bool:
+    """Whether step i is a sparse (or blocked) convolution that does the max-pool after it."""
+    return steps[i].kind == "conv" and steps[i].sparse is not None and _fusable_pool(steps, i + 1)
 
 
 def _input_channels(steps: List[Step]) -> int:
