@@ -406,6 +406,7 @@ def test_sparse_mlp_per_sample_dense_zero_skipping_layers(rng, split_images):
     all-zero input, NaN and Inf inputs (nonzero: they propagate), widths not multiples of 16."""
     sizes = [37, 50, 17, 10]
     ws = [_pruned(rng, a, b, d) for a, b, d in zip(sizes, sizes[1:], (0.3, 1.0, 0.2))]
+    ws[0][:, 5] = 0                                                       # an output with no inputs: its bias
     bs = [rng.standard_normal(b, dtype=np.float32) for b in sizes[1:]]
     relus = [True, True, False]
     x = np.maximum(rng.standard_normal((40, 37), dtype=np.float32), 0)   # about half zeros
@@ -419,6 +420,10 @@ def test_sparse_mlp_per_sample_dense_zero_skipping_layers(rng, split_images):
     y, macs = K.sparse_mlp_per_sample(x, layers, split_images, return_macs=True)
     np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)   # NaN where the reference has NaN
     assert macs == (np.count_nonzero(hs[0]) * 50 + 40 * np.count_nonzero(ws[1]) + np.count_nonzero(hs[2]) * 10)
+    for m in (0, 1):                                                      # batch 0 and 1
+        got = K.sparse_mlp_per_sample(x[:m], layers, split_images)
+        assert got.shape == (m, 10)
+        np.testing.assert_allclose(got, want[:m], rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="zero_skip is for a dense w"):
         K.sparse_mlp_per_sample(x, [(K.pack_sparse(ws[0]), bs[0], True, True)])
     with pytest.raises(ValueError, match=r"must be \(w, b, relu\) or \(w, b, relu, zero_skip\)"):
@@ -499,6 +504,19 @@ def test_sparse_conv_errors(rng):
         with pytest.raises(ValueError, match="pool must be 1 .none. or 2"):
             K.sparse_conv(x, sw, 3, pool=bad)
     assert K.sparse_conv(x, sw, 3, pool=2).shape == (1, 8, 2, 2)
+
+
+@pytest.mark.parametrize("pool", [1, 2])
+def test_sparse_conv_of_all_zero_images_is_its_bias(rng, pool):
+    """All-zero images (padded, 7x7 maps: the pool drops the last row and column): every output
+    is the filter's bias after the ReLU, unstructured and 4x1."""
+    wt = _pruned(rng, 2 * 9, 12, 0.4)
+    b = rng.standard_normal(12, dtype=np.float32)
+    x = np.zeros((2, 2, 9, 9), np.float32)
+    for pw in (K.pack_sparse(wt), K.pack_blocked(wt)):
+        y = K.sparse_conv(x, pw, 3, b=b, relu=True, pool=pool)
+        assert y.shape == (2, 12, 7 // pool, 7 // pool)
+        np.testing.assert_array_equal(y, np.broadcast_to(np.maximum(b, 0)[None, :, None, None], y.shape))
 
 
 @pytest.mark.parametrize("n", [1, 70])
